@@ -1,0 +1,317 @@
+"""The jobs domain of CRM.COM: statuses, types, jobs and the record of every transition.
+
+A job's life cycle is a django-fsm state machine on `Job.life_cycle_state`. Transitions change the
+job in memory only; `jobs.services` owns locking, saving and the transition log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+
+START_PROGRESS_PERMISSION = "jobs.start_progress_job"
+
+
+class LifeCycleState(models.TextChoices):
+    DRAFT = "DRAFT", "Draft"
+    PENDING = "PENDING", "Pending"
+    IN_PROGRESS = "IN_PROGRESS", "In progress"
+    COMPLETED = "COMPLETED", "Completed"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+class FulfillmentScope(models.TextChoices):
+    GENERIC_PURPOSE = "GENERIC_PURPOSE", "Generic purpose"
+    NEW_SUBSCRIPTION = "NEW_SUBSCRIPTION", "New subscription"
+    ACTIVATE_SUBSCRIPTION = "ACTIVATE_SUBSCRIPTION", "Activate subscription"
+    DEACTIVATE_SUBSCRIPTION = "DEACTIVATE_SUBSCRIPTION", "Deactivate subscription"
+    ADD_SERVICES = "ADD_SERVICES", "Add services"
+    REMOVE_SERVICES = "REMOVE_SERVICES", "Remove services"
+    SWAP_SERVICES = "SWAP_SERVICES", "Swap services"
+    ADD_INSTALLED_ITEMS = "ADD_INSTALLED_ITEMS", "Add installed items"
+    REMOVE_INSTALLED_ITEMS = "REMOVE_INSTALLED_ITEMS", "Remove installed items"
+    SWAP_INSTALLED_ITEMS = "SWAP_INSTALLED_ITEMS", "Swap installed items"
+    MOVE_SUBSCRIPTION = "MOVE_SUBSCRIPTION", "Move subscription"
+    CANCEL_SUBSCRIPTION = "CANCEL_SUBSCRIPTION", "Cancel subscription"
+    SUBSCRIPTION_MAINTAINANCE = "SUBSCRIPTION_MAINTAINANCE", "Subscription maintenance"
+
+
+class ExpirationSetting(models.TextChoices):
+    NONE = "NONE", "Never expires"
+    X_DAYS_AFTER_JOB_CREATION = "X_DAYS_AFTER_JOB_CREATION", "X days after job creation"
+    ON_PENDING_STATE = "ON_PENDING_STATE", "On pending state"
+    ON_START_PROGRESS = "ON_START_PROGRESS", "On start progress"
+
+
+class RatingState(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    COMPLETED = "COMPLETED", "Completed"
+
+
+class Channel(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Command"
+
+
+def _in_choices(field: str, choices: type[models.TextChoices]) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__in": choices.values}), name=f"%(class)s_{field}_valid"
+    )
+
+
+class JobStatus(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    alternative_code = models.CharField(max_length=50, unique=True)
+    description = models.TextField(blank=True)
+    life_cycle_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "job statuses"
+        constraints = [_in_choices("life_cycle_state", LifeCycleState)]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobType(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    alternative_code = models.CharField(max_length=50, unique=True)
+    description = models.TextField(blank=True)
+    fulfillment_scope = models.CharField(
+        max_length=40, choices=FulfillmentScope.choices, default=FulfillmentScope.GENERIC_PURPOSE
+    )
+    allowed_statuses = models.ManyToManyField(JobStatus, related_name="allowed_for_types")
+    default_start_status = models.ForeignKey(
+        JobStatus,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="default status on start progress",
+        help_text="An allowed status in the In progress state.",
+    )
+    expiration_settings = models.CharField(
+        max_length=40, choices=ExpirationSetting.choices, default=ExpirationSetting.NONE
+    )
+    expiration_days = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            _in_choices("fulfillment_scope", FulfillmentScope),
+            _in_choices("expiration_settings", ExpirationSetting),
+            models.CheckConstraint(
+                condition=~Q(
+                    expiration_settings__in=[
+                        ExpirationSetting.X_DAYS_AFTER_JOB_CREATION,
+                        ExpirationSetting.ON_START_PROGRESS,
+                    ]
+                )
+                | Q(expiration_days__isnull=False),
+                name="jobtype_expiration_days_when_needed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        needs_days = self.expiration_settings in {
+            ExpirationSetting.X_DAYS_AFTER_JOB_CREATION,
+            ExpirationSetting.ON_START_PROGRESS,
+        }
+        if needs_days and self.expiration_days is None:
+            raise ValidationError({"expiration_days": "Required by this expiration setting."})
+        status = self.default_start_status
+        if status is not None and status.life_cycle_state != LifeCycleState.IN_PROGRESS:
+            raise ValidationError(
+                {"default_start_status": "The default status on start must be In progress."}
+            )
+        # Whether it is allowed can only be checked once the many-to-many is known: saved types
+        # here, and the admin form before saving (see JobTypeAdminForm).
+        if status is not None and self.pk is not None:
+            self.validate_default_start_status(self.allowed_statuses.all())
+
+    def validate_default_start_status(self, allowed_statuses) -> None:
+        status = self.default_start_status
+        if status is not None and status not in allowed_statuses:
+            raise ValidationError(
+                {"default_start_status": "The default status on start must be an allowed status."}
+            )
+
+
+class Job(FSMModelMixin, models.Model):
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    description = models.TextField(blank=True)
+    type = models.ForeignKey(JobType, on_delete=models.PROTECT, related_name="jobs")
+    status = models.ForeignKey(JobStatus, on_delete=models.PROTECT, related_name="jobs")
+    life_cycle_state = FSMField(
+        max_length=20,
+        choices=LifeCycleState.choices,
+        default=LifeCycleState.DRAFT,
+        protected=True,
+        db_index=True,
+    )
+    rating_state = models.CharField(
+        max_length=20, choices=RatingState.choices, default=RatingState.PENDING
+    )
+    expiration_date = models.DateTimeField(null=True, blank=True)
+    scheduled_date = models.DateTimeField(null=True, blank=True)
+    created_date = models.DateTimeField(default=timezone.now, editable=False)
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    updated_date = models.DateTimeField(default=timezone.now, editable=False)
+    updated_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-created_date", "-id"]
+        permissions = [("start_progress_job", "Can start progress on jobs")]
+        constraints = [
+            _in_choices("life_cycle_state", LifeCycleState),
+            _in_choices("rating_state", RatingState),
+        ]
+        indexes = [models.Index(fields=["-created_date", "-id"], name="job_newest_first")]
+
+    def __str__(self) -> str:
+        return self.number or "(new job)"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.number:
+            super().save(*args, **kwargs)
+            return
+        # The number comes from the primary key, which the database hands out once and never
+        # twice: two jobs created at the same moment cannot be given the same number.
+        # The unique placeholder keeps the NOT NULL/UNIQUE column valid for the instant between
+        # the two statements, which no other transaction can see.
+        with transaction.atomic(using=kwargs.get("using")):
+            self.number = f"~{uuid.uuid4().hex[:18]}"
+            super().save(*args, **kwargs)
+            self.number = format_job_number(self.pk)
+            type(self).objects.filter(pk=self.pk).update(number=self.number)
+
+    def clean(self) -> None:
+        if self.type_id is None or self.status_id is None:
+            return
+        if self.status.life_cycle_state != self.life_cycle_state:
+            raise ValidationError(
+                {
+                    "status": f"Status {self.status} is {self.status.life_cycle_state}, "
+                    f"but the job is {self.life_cycle_state}."
+                }
+            )
+        if not self.type.allowed_statuses.filter(pk=self.status_id).exists():
+            raise ValidationError(
+                {"status": f"Status {self.status} is not allowed for {self.type}."}
+            )
+
+    def _enter(self, status: JobStatus, by, at: datetime, state: str) -> None:
+        if status.life_cycle_state != state:
+            raise ValueError(f"status {status} is {status.life_cycle_state}, not {state}")
+        self.status = status
+        self.updated_by_user = by
+        self.updated_date = at
+
+    @transition(field=life_cycle_state, source=LifeCycleState.DRAFT, target=LifeCycleState.PENDING)
+    def submit(self, *, status: JobStatus, by, at: datetime) -> None:
+        self._enter(status, by, at, LifeCycleState.PENDING)
+
+    @transition(
+        field=life_cycle_state,
+        source=LifeCycleState.PENDING,
+        target=LifeCycleState.IN_PROGRESS,
+        permission=START_PROGRESS_PERMISSION,
+    )
+    def start_progress(self, *, status: JobStatus, by, at: datetime) -> None:
+        """Start work. `status` is already resolved: the requested one or the type's default."""
+        self._enter(status, by, at, LifeCycleState.IN_PROGRESS)
+        if self.type.expiration_settings == ExpirationSetting.ON_START_PROGRESS:
+            self.expiration_date = at + timedelta(days=self.type.expiration_days)
+
+    @transition(
+        field=life_cycle_state, source=LifeCycleState.IN_PROGRESS, target=LifeCycleState.COMPLETED
+    )
+    def complete(self, *, status: JobStatus, by, at: datetime) -> None:
+        self._enter(status, by, at, LifeCycleState.COMPLETED)
+
+    @transition(
+        field=life_cycle_state,
+        source=[LifeCycleState.DRAFT, LifeCycleState.PENDING, LifeCycleState.IN_PROGRESS],
+        target=LifeCycleState.CANCELLED,
+    )
+    def cancel(self, *, status: JobStatus, by, at: datetime) -> None:
+        self._enter(status, by, at, LifeCycleState.CANCELLED)
+
+
+def format_job_number(pk: int) -> str:
+    return f"JB{pk:05d}"
+
+
+class Assignment(models.Model):
+    """The job's "Assign object": a user, a unit (a Django group), or both."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="assigned_to")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="job_assignments",
+    )
+    unit = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="job_assignments"
+    )
+
+    def __str__(self) -> str:
+        parts = [str(p) for p in (self.user, self.unit) if p is not None]
+        return " / ".join(parts) or "unassigned"
+
+
+class JobTransitionLog(models.Model):
+    """One row per transition, written in the same transaction as the state it records."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
+    to_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
+    from_status = models.ForeignKey(
+        JobStatus, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_status = models.ForeignKey(JobStatus, null=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            _in_choices("from_state", LifeCycleState),
+            _in_choices("to_state", LifeCycleState),
+            _in_choices("channel", Channel),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} → {self.to_state}"

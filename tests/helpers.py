@@ -1,0 +1,40 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+requires_postgresql = pytest.mark.skipif(
+    not ON_POSTGRESQL,
+    reason="needs real row locks and concurrent connections: "
+    "run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/jobs",
+)
+
+
+class DataQueries:
+    """The SQL run inside the block, less transaction control (SAVEPOINT, RELEASE, ROLLBACK TO),
+    which depends on how deeply the caller nests atomic blocks, not on the work done."""
+
+    def __init__(self, context) -> None:
+        self._context = context
+
+    @property
+    def sql(self) -> list[str]:
+        return [
+            q["sql"]
+            for q in self._context.captured_queries
+            if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN"))
+        ]
+
+    def __len__(self) -> int:
+        return len(self.sql)
+
+
+@contextmanager
+def count_queries() -> Iterator[DataQueries]:
+    with CaptureQueriesContext(connection) as context:
+        yield DataQueries(context)

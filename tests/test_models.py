@@ -1,0 +1,123 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from jobs.models import ExpirationSetting, Job, JobType, LifeCycleState
+from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory, status_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_new_job_is_numbered_from_its_id():
+    job = JobFactory()
+    assert job.number == f"JB{job.pk:05d}"
+    assert Job.objects.get(pk=job.pk).number == job.number
+
+
+def test_jobs_created_one_after_another_get_distinct_numbers():
+    numbers = {JobFactory().number for _ in range(5)}
+    assert len(numbers) == 5
+
+
+def test_the_state_cannot_be_assigned_directly():
+    job = JobFactory()
+    with pytest.raises(AttributeError):
+        job.life_cycle_state = LifeCycleState.IN_PROGRESS
+
+
+def test_start_progress_moves_a_pending_job_to_in_progress_in_memory():
+    job = JobFactory()
+    status = status_of(job.type, LifeCycleState.IN_PROGRESS)
+    now = timezone.now()
+    job.start_progress(status=status, by=None, at=now)
+    assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
+    assert job.status == status
+    assert job.updated_date == now
+    assert Job.objects.get(pk=job.pk).life_cycle_state == LifeCycleState.PENDING
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        LifeCycleState.DRAFT,
+        LifeCycleState.IN_PROGRESS,
+        LifeCycleState.COMPLETED,
+        LifeCycleState.CANCELLED,
+    ],
+)
+def test_start_progress_is_refused_unless_pending(state):
+    job = JobFactory(life_cycle_state=state)
+    with pytest.raises(TransitionNotAllowed):
+        job.start_progress(
+            status=status_of(job.type, LifeCycleState.IN_PROGRESS), by=None, at=timezone.now()
+        )
+
+
+def test_start_progress_refuses_a_status_of_another_state():
+    job = JobFactory()
+    with pytest.raises(ValueError, match="not IN_PROGRESS"):
+        job.start_progress(
+            status=status_of(job.type, LifeCycleState.COMPLETED), by=None, at=timezone.now()
+        )
+    assert job.life_cycle_state == LifeCycleState.PENDING
+
+
+def test_the_whole_life_cycle_can_be_walked():
+    job = JobFactory(life_cycle_state=LifeCycleState.DRAFT)
+    now = timezone.now()
+    job.submit(status=status_of(job.type, LifeCycleState.PENDING), by=None, at=now)
+    job.start_progress(status=status_of(job.type, LifeCycleState.IN_PROGRESS), by=None, at=now)
+    job.complete(status=status_of(job.type, LifeCycleState.COMPLETED), by=None, at=now)
+    assert job.life_cycle_state == LifeCycleState.COMPLETED
+    with pytest.raises(TransitionNotAllowed):
+        job.cancel(status=status_of(job.type, LifeCycleState.CANCELLED), by=None, at=now)
+
+
+def test_starting_a_type_that_expires_on_start_sets_the_expiration():
+    job = JobFactory(type=JobTypeFactory(expires_on_start=True))
+    now = timezone.now()
+    job.start_progress(status=job.type.default_start_status, by=None, at=now)
+    assert job.expiration_date == now + timezone.timedelta(days=3)
+
+
+def test_job_clean_rejects_a_status_the_type_does_not_allow():
+    job = JobFactory()
+    job.status = JobStatusFactory(life_cycle_state=LifeCycleState.PENDING)
+    with pytest.raises(ValidationError, match="not allowed"):
+        job.clean()
+
+
+def test_job_clean_rejects_a_status_of_another_state():
+    job = JobFactory()
+    job.status = status_of(job.type, LifeCycleState.COMPLETED)
+    with pytest.raises(ValidationError, match="COMPLETED"):
+        job.clean()
+
+
+def test_type_clean_rejects_a_default_start_status_that_is_not_in_progress():
+    job_type = JobTypeFactory()
+    job_type.default_start_status = status_of(job_type, LifeCycleState.PENDING)
+    with pytest.raises(ValidationError, match="In progress"):
+        job_type.clean()
+
+
+def test_type_clean_rejects_a_default_start_status_that_is_not_allowed():
+    job_type = JobTypeFactory()
+    job_type.default_start_status = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    with pytest.raises(ValidationError, match="allowed"):
+        job_type.clean()
+
+
+def test_the_database_refuses_an_unknown_state():
+    job = JobFactory()
+    with pytest.raises(IntegrityError):
+        Job.objects.filter(pk=job.pk).update(life_cycle_state="STARTED")
+
+
+def test_the_database_refuses_an_expiration_on_start_without_days():
+    with pytest.raises(IntegrityError):
+        JobType.objects.create(
+            name="x", alternative_code="x", expiration_settings=ExpirationSetting.ON_START_PROGRESS
+        )

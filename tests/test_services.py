@@ -1,0 +1,436 @@
+from datetime import timedelta
+
+import pytest
+from django.db import DatabaseError
+
+from jobs import services
+from jobs.exceptions import (
+    InvalidIdentifier,
+    JobNotFound,
+    JobStateConflict,
+    NoDefaultStatus,
+    PermissionDenied,
+    StatusNotAllowed,
+    StatusNotFound,
+)
+from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
+from jobs.services import bulk_start_progress, start_progress
+from tests.factories import (
+    AssignmentFactory,
+    JobFactory,
+    JobStatusFactory,
+    JobTypeFactory,
+    UserFactory,
+    status_of,
+)
+from tests.helpers import count_queries
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot(job: Job) -> tuple:
+    row = Job.objects.get(pk=job.pk)
+    return (
+        row.life_cycle_state,
+        row.status_id,
+        row.expiration_date,
+        row.updated_date,
+        row.updated_by_user_id,
+        JobTransitionLog.objects.filter(job=job).count(),
+    )
+
+
+# --- starting one job -------------------------------------------------------------------------
+
+
+def test_it_starts_a_pending_job_in_its_types_default_status(dispatcher):
+    job = JobFactory()
+
+    started = start_progress(job={"number": job.number}, user=dispatcher, channel=Channel.API)
+
+    job.refresh_from_db()
+    assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
+    assert job.status == job.type.default_start_status
+    assert job.updated_by_user == dispatcher
+    assert started.pk == job.pk
+    assert started.life_cycle_state == LifeCycleState.IN_PROGRESS
+
+
+def test_it_writes_one_log_row_describing_the_transition(dispatcher):
+    job = JobFactory()
+    pending_status = job.status
+
+    start_progress(job=job, user=dispatcher, channel=Channel.COMMAND)
+
+    (log,) = JobTransitionLog.objects.filter(job=job)
+    assert (log.from_state, log.to_state) == (LifeCycleState.PENDING, LifeCycleState.IN_PROGRESS)
+    assert log.from_status == pending_status
+    assert log.to_status == job.type.default_start_status
+    assert log.user == dispatcher
+    assert log.channel == "command"
+
+
+@pytest.mark.parametrize("key", ["id", "name", "alternative_code"])
+def test_it_starts_in_the_requested_status_named_by_any_identifier(dispatcher, key):
+    job = JobFactory()
+    onsite = JobStatusFactory(name="On site", alternative_code="ONSITE")
+    job.type.allowed_statuses.add(onsite)
+
+    start_progress(
+        job=job.pk, status={key: getattr(onsite, key)}, user=dispatcher, channel=Channel.API
+    )
+
+    job.refresh_from_db()
+    assert job.status == onsite
+
+
+def test_it_finds_the_job_by_id(dispatcher):
+    job = JobFactory()
+    start_progress(job={"id": job.pk}, user=dispatcher, channel=Channel.API)
+    job.refresh_from_db()
+    assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
+
+
+def test_it_sets_the_expiration_when_the_type_expires_on_start(dispatcher):
+    job = JobFactory(type=JobTypeFactory(expires_on_start=True))
+
+    start_progress(job=job, user=dispatcher, channel=Channel.API)
+
+    job.refresh_from_db()
+    assert job.expiration_date == job.updated_date + timedelta(days=3)
+
+
+def test_it_leaves_the_expiration_alone_for_other_types(dispatcher):
+    job = JobFactory()
+    start_progress(job=job, user=dispatcher, channel=Channel.API)
+    job.refresh_from_db()
+    assert job.expiration_date is None
+
+
+def test_one_start_takes_at_most_six_queries_with_a_status_lookup(dispatcher):
+    job = JobFactory(type=JobTypeFactory(expires_on_start=True))
+    AssignmentFactory(job=job)
+    status = status_of(job.type, LifeCycleState.IN_PROGRESS)
+    dispatcher = UserFactory(username=dispatcher.username)  # a fresh user: no permission cache
+
+    with count_queries() as queries:
+        start_progress(
+            job={"number": job.number},
+            status={"alternative_code": status.alternative_code},
+            user=dispatcher,
+            channel=Channel.API,
+        )
+
+    assert len(queries) <= 6, queries.sql
+
+
+# --- refusals: a domain error, and nothing changed ------------------------------------------
+
+
+def test_it_refuses_a_user_without_the_permission(viewer):
+    job = JobFactory()
+    before = snapshot(job)
+    with pytest.raises(PermissionDenied):
+        start_progress(job=job, user=viewer, channel=Channel.API)
+    assert snapshot(job) == before
+
+
+def test_it_refuses_an_inactive_user_even_with_the_permission(dispatcher):
+    dispatcher.is_active = False
+    dispatcher.save()
+    with pytest.raises(PermissionDenied):
+        start_progress(job=JobFactory(), user=dispatcher, channel=Channel.API)
+
+
+def test_it_reports_an_unknown_job(dispatcher):
+    with pytest.raises(JobNotFound):
+        start_progress(job={"number": "JB99999"}, user=dispatcher, channel=Channel.API)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        LifeCycleState.DRAFT,
+        LifeCycleState.IN_PROGRESS,
+        LifeCycleState.COMPLETED,
+        LifeCycleState.CANCELLED,
+    ],
+)
+def test_it_refuses_a_job_that_is_not_pending_and_names_its_state(dispatcher, state):
+    job = JobFactory(life_cycle_state=state)
+    before = snapshot(job)
+    with pytest.raises(JobStateConflict, match=state):
+        start_progress(job=job, user=dispatcher, channel=Channel.API)
+    assert snapshot(job) == before
+
+
+def test_it_refuses_an_unknown_status(dispatcher):
+    job = JobFactory()
+    before = snapshot(job)
+    with pytest.raises(StatusNotFound):
+        start_progress(job=job, status={"name": "Nope"}, user=dispatcher, channel=Channel.API)
+    assert snapshot(job) == before
+
+
+def test_it_refuses_a_status_the_type_does_not_allow(dispatcher):
+    job = JobFactory()
+    foreign = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    before = snapshot(job)
+    with pytest.raises(StatusNotAllowed, match="not allowed"):
+        start_progress(job=job, status={"id": foreign.pk}, user=dispatcher, channel=Channel.API)
+    assert snapshot(job) == before
+
+
+def test_it_refuses_an_allowed_status_that_is_not_in_progress(dispatcher):
+    job = JobFactory()
+    completed = status_of(job.type, LifeCycleState.COMPLETED)
+    before = snapshot(job)
+    with pytest.raises(StatusNotAllowed, match="not IN_PROGRESS"):
+        start_progress(job=job, status=completed, user=dispatcher, channel=Channel.API)
+    assert snapshot(job) == before
+
+
+def test_it_refuses_a_type_without_default_when_no_status_is_named(dispatcher):
+    job = JobFactory(type=JobTypeFactory(without_default=True))
+    before = snapshot(job)
+    with pytest.raises(NoDefaultStatus):
+        start_progress(job=job, user=dispatcher, channel=Channel.API)
+    assert snapshot(job) == before
+
+
+def test_a_job_changed_between_read_and_write_is_a_conflict_and_leaves_no_log(
+    dispatcher, monkeypatch
+):
+    # Where the database cannot lock rows, another writer may start the job after we read it as
+    # PENDING: we simulate that read going stale.
+    job = JobFactory()
+    Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    monkeypatch.setattr(services, "_locked", stale_reads(services._locked, of={job.pk}))
+
+    with pytest.raises(JobStateConflict, match="another request"):
+        start_progress(job=job, user=dispatcher, channel=Channel.API)
+    assert not JobTransitionLog.objects.exists()
+
+
+def stale_reads(real_locked, *, of: set[int], times: int = 1):
+    """Wrap _locked so its first `times` reads still see the jobs `of` as PENDING."""
+    remaining = [times]
+
+    def read(queryset):
+        rows = FakeQuerySet(real_locked(queryset))
+        if remaining[0] > 0:
+            remaining[0] -= 1
+            for row in rows:
+                if row.pk in of:
+                    row.__dict__["life_cycle_state"] = LifeCycleState.PENDING
+        return rows
+
+    return read
+
+
+class FakeQuerySet(list):
+    def first(self):
+        return self[0] if self else None
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "JB00001",
+        7.0,
+        ["JB00001"],
+        {},
+        {"id": 1, "number": "JB00001"},
+        {"code": "x"},
+        {"id": "abc"},
+        {"id": True},
+        {"number": ""},
+        {"number": 5},
+    ],
+)
+def test_it_rejects_a_malformed_job_identifier(dispatcher, identifier):
+    with pytest.raises(InvalidIdentifier):
+        start_progress(job=identifier, user=dispatcher, channel=Channel.API)
+
+
+# --- starting many jobs ------------------------------------------------------------------------
+
+
+def test_bulk_start_reports_each_job_in_input_order_and_starts_the_good_ones(dispatcher):
+    good = JobFactory()
+    done = JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
+    no_default = JobFactory(type=JobTypeFactory(without_default=True))
+    also_good = JobFactory()
+
+    seen = []
+    summary = bulk_start_progress(
+        jobs=[
+            good.number,
+            done.number,
+            "JB99999",
+            no_default.number,
+            also_good.number,
+            good.number,
+        ],
+        user=dispatcher,
+        channel=Channel.ADMIN,
+        on_batch=seen.extend,
+    )
+
+    assert [(o.number, o.started, o.code) for o in seen] == [
+        (good.number, True, ""),
+        (done.number, False, "JOB_STATE_CONFLICT"),
+        ("JB99999", False, "JOB_NOT_FOUND"),
+        (no_default.number, False, "NO_DEFAULT_STATUS"),
+        (also_good.number, True, ""),
+    ]
+    assert summary.started == 2
+    assert [o.number for o in summary.skipped] == [done.number, "JB99999", no_default.number]
+    assert all(o.reason for o in summary.skipped)
+    assert set(
+        Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).values_list("pk", flat=True)
+    ) == {good.pk, also_good.pk}
+    assert JobTransitionLog.objects.filter(channel="admin").count() == 2
+
+
+def test_bulk_start_in_a_named_status_skips_types_that_do_not_allow_it(dispatcher):
+    allowing, other = JobTypeFactory(), JobTypeFactory()
+    onsite = JobStatusFactory(alternative_code="ONSITE")
+    allowing.allowed_statuses.add(onsite)
+    a, b = JobFactory(type=allowing), JobFactory(type=other)
+
+    summary = bulk_start_progress(
+        jobs=[a.number, b.number],
+        status={"alternative_code": "ONSITE"},
+        user=dispatcher,
+        channel=Channel.COMMAND,
+    )
+
+    assert summary.started == 1
+    assert [(o.number, o.code) for o in summary.skipped] == [(b.number, "STATUS_NOT_ALLOWED")]
+    a.refresh_from_db()
+    assert a.status == onsite
+
+
+def test_bulk_start_with_an_unknown_status_skips_every_job(dispatcher):
+    jobs = JobFactory.create_batch(2)
+    summary = bulk_start_progress(
+        jobs=[j.number for j in jobs],
+        status={"name": "Nope"},
+        user=dispatcher,
+        channel=Channel.COMMAND,
+    )
+    assert summary.started == 0
+    assert {o.code for o in summary.skipped} == {"STATUS_NOT_FOUND"}
+
+
+def test_bulk_start_takes_a_queryset_and_pages_through_it(dispatcher):
+    job_type = JobTypeFactory(expires_on_start=True)
+    JobFactory.create_batch(7, type=job_type)
+    JobFactory(type=job_type, life_cycle_state=LifeCycleState.DRAFT)
+
+    batches = []
+    summary = bulk_start_progress(
+        jobs=Job.objects.filter(life_cycle_state=LifeCycleState.PENDING),
+        user=dispatcher,
+        channel=Channel.COMMAND,
+        batch_size=3,
+        on_batch=lambda b: batches.append(len(b)),
+    )
+
+    assert summary.started == 7
+    assert batches == [3, 3, 1]
+    started = Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    assert started.count() == 7
+    assert all(j.expiration_date == j.updated_date + timedelta(days=3) for j in started)
+    assert JobTransitionLog.objects.count() == 7
+
+
+def test_a_dry_run_reports_what_would_happen_and_changes_nothing(dispatcher):
+    pending, draft = JobFactory(), JobFactory(life_cycle_state=LifeCycleState.DRAFT)
+    before = (snapshot(pending), snapshot(draft))
+
+    summary = bulk_start_progress(
+        jobs=[pending.number, draft.number], user=dispatcher, channel=Channel.COMMAND, dry_run=True
+    )
+
+    assert summary.dry_run
+    assert summary.started == 1
+    assert [(o.number, o.code) for o in summary.skipped] == [(draft.number, "JOB_STATE_CONFLICT")]
+    assert (snapshot(pending), snapshot(draft)) == before
+
+
+def test_bulk_start_refuses_a_user_without_the_permission_before_touching_anything(viewer):
+    job = JobFactory()
+    before = snapshot(job)
+    with pytest.raises(PermissionDenied):
+        bulk_start_progress(jobs=[job.number], user=viewer, channel=Channel.ADMIN)
+    assert snapshot(job) == before
+
+
+@pytest.mark.parametrize("total", [10, 40])
+def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total):
+    types = JobTypeFactory.create_batch(3)
+    numbers = [JobFactory(type=types[i % 3]).number for i in range(total)]
+    dispatcher = UserFactory(username=dispatcher.username)  # no permission cache
+    status = status_of(types[0], LifeCycleState.IN_PROGRESS)
+    for t in types[1:]:
+        t.allowed_statuses.add(status)
+
+    with count_queries() as queries:
+        summary = bulk_start_progress(
+            jobs=numbers, status=status, user=dispatcher, channel=Channel.COMMAND, batch_size=10
+        )
+
+    assert summary.started == total
+    batches = total // 10
+    # per run: permission 2, status 2; per batch: lock, update, log
+    assert len(queries) == 4 + 3 * batches, queries.sql
+
+
+def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(
+    dispatcher, monkeypatch
+):
+    jobs = JobFactory.create_batch(6)
+    numbers = [j.number for j in jobs]
+    real_bulk_create = JobTransitionLog.objects.bulk_create
+    calls = []
+
+    def fail_on_second_batch(objs, *args, **kwargs):
+        calls.append(len(objs))
+        if len(calls) == 2:
+            raise DatabaseError("disk full")
+        return real_bulk_create(objs, *args, **kwargs)
+
+    monkeypatch.setattr(JobTransitionLog.objects, "bulk_create", fail_on_second_batch)
+    with pytest.raises(DatabaseError):
+        bulk_start_progress(jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3)
+
+    states = dict(Job.objects.values_list("number", "life_cycle_state"))
+    assert [states[n] for n in numbers] == ["IN_PROGRESS"] * 3 + ["PENDING"] * 3
+    assert JobTransitionLog.objects.count() == 3
+
+    monkeypatch.undo()
+    summary = bulk_start_progress(
+        jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3
+    )
+    assert summary.started == 3
+    assert {o.code for o in summary.skipped} == {"JOB_STATE_CONFLICT"}
+    assert JobTransitionLog.objects.count() == 6
+    assert Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).count() == 6
+
+
+def test_a_bulk_batch_that_loses_a_race_is_redone_and_reports_the_conflict(dispatcher, monkeypatch):
+    winner_took, ours = JobFactory(), JobFactory()
+    Job.objects.filter(pk=winner_took.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    monkeypatch.setattr(services, "_locked", stale_reads(services._locked, of={winner_took.pk}))
+
+    summary = bulk_start_progress(
+        jobs=[winner_took.number, ours.number], user=dispatcher, channel=Channel.API
+    )
+
+    assert summary.started == 1
+    assert [(o.number, o.code) for o in summary.skipped] == [
+        (winner_took.number, "JOB_STATE_CONFLICT")
+    ]
+    assert list(JobTransitionLog.objects.values_list("job_id", flat=True)) == [ours.pk]

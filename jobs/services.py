@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Case, Exists, F, OuterRef, QuerySet, Value, When
 from django.utils import timezone
 
@@ -32,7 +32,6 @@ from jobs.exceptions import (
 )
 from jobs.models import (
     START_PROGRESS_PERMISSION,
-    Channel,
     ExpirationSetting,
     Job,
     JobStatus,
@@ -49,19 +48,18 @@ JobRef = Job | int | Mapping[str, Any]
 # A status: the instance, a CRM.COM identifier object, or None for the type's default.
 StatusRef = JobStatus | Mapping[str, Any] | None
 
-# What the lock query loads: the job's own columns the transition reads or writes, and the type
-# with its default start status (the only relations the start needs).
-_LOCK_FIELDS = (
-    "id",
-    "number",
-    "life_cycle_state",
-    "status_id",
-    "expiration_date",
-    "type__id",
-    "type__name",
-    "type__expiration_settings",
-    "type__expiration_days",
-    "type__default_start_status",
+# The job columns a start reads or writes; nothing else is loaded.
+_JOB_FIELDS = ("id", "number", "life_cycle_state", "status_id", "type_id", "expiration_date")
+# The log columns, in the order _start_in_memory builds its rows.
+_LOG_FIELDS = (
+    "job",
+    "from_state",
+    "to_state",
+    "from_status",
+    "to_status",
+    "user",
+    "channel",
+    "created_at",
 )
 
 
@@ -186,39 +184,82 @@ def _check_can_start(job: Job, resolver: StatusResolver) -> JobStatus:
 
 
 def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
-    # of=("self",): PostgreSQL refuses FOR UPDATE on the nullable side of the outer join to the
-    # default status, and only the job rows need locking anyway. SQLite ignores it and relies on
-    # BEGIN IMMEDIATE (see settings) and the compare-and-set in _persist.
+    # of=("self",): only the job rows need locking, and PostgreSQL refuses FOR UPDATE on the
+    # nullable side of an outer join (a single start joins the type's default status).
+    # SQLite ignores it and relies on BEGIN IMMEDIATE (see settings) and the compare-and-set in
+    # _persist.
     return (
         jobs.select_for_update(of=("self",))
-        .select_related("type__default_start_status")
-        .only(*_LOCK_FIELDS)
+        .only(*_JOB_FIELDS)
         .order_by("pk")  # one lock order for everyone, so two bulk runs cannot deadlock
     )
+
+
+class _TypeCache:
+    """Job types with their default start status, loaded once per bulk run rather than joined
+    onto every job row: a run touches a handful of types and thousands of jobs."""
+
+    def __init__(self) -> None:
+        self._types: dict[int, JobType] = {}
+
+    def attach(self, jobs: list[Job]) -> None:
+        missing = {job.type_id for job in jobs} - self._types.keys()
+        if missing:
+            self._types.update(
+                JobType.objects.select_related("default_start_status").in_bulk(missing)
+            )
+        for job in jobs:
+            job.type = self._types[job.type_id]
 
 
 class _LostRace(Exception):
     """A job changed state between our read and our write: the batch must be redone."""
 
 
-def _start_in_memory(
-    job: Job, status: JobStatus, *, user: Any, channel: str, at: datetime
-) -> JobTransitionLog:
+def _start_in_memory(job: Job, status: JobStatus, *, user: Any, channel: str, at: Any) -> tuple:
+    """Run the model's transition and return the log row it makes (values in _LOG_FIELDS order;
+    `at` already adapted for the database, see _persist)."""
     from_status_id = job.status_id
-    job.start_progress(status=status, by=user, at=at)
-    return JobTransitionLog(
-        job=job,
-        from_state=LifeCycleState.PENDING,
-        to_state=job.life_cycle_state,
-        from_status_id=from_status_id,
-        to_status_id=status.pk,
-        user=user,
-        channel=channel,
-        created_at=at,
+    job.start_progress(status=status, by=user, at=at.when)
+    return (
+        job.pk,
+        LifeCycleState.PENDING.value,
+        job.life_cycle_state,
+        from_status_id,
+        status.pk,
+        user.pk,
+        channel,
+        at.db_value,
     )
 
 
-def _persist(started: list[Job], logs: list[JobTransitionLog], *, user: Any, at: datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """The start time of a batch, and that time as the database driver takes it."""
+
+    when: datetime
+    db_value: Any
+
+    @classmethod
+    def now(cls) -> _Moment:
+        when = timezone.now()
+        return cls(when, connection.ops.adapt_datetimefield_value(when))
+
+
+def _insert_log_rows(rows: list[tuple]) -> None:
+    # One executemany of plain tuples: for thousands of rows, bulk_create spends most of its time
+    # building and compiling model instances (and splits into 100-row statements on SQLite).
+    meta = JobTransitionLog._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in _LOG_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_LOG_FIELDS))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", rows
+        )
+
+
+def _persist(started: list[Job], log_rows: list[tuple], *, user: Any, at: _Moment) -> None:
     """Write the started jobs and their log rows: one UPDATE and one INSERT, whatever the count.
 
     The UPDATE is a compare-and-set on the state: a job that is no longer PENDING is not touched,
@@ -234,7 +275,7 @@ def _persist(started: list[Job], logs: list[JobTransitionLog], *, user: Any, at:
             output_field=models.BigIntegerField(),
         ),
         "updated_by_user_id": user.pk,
-        "updated_date": at,
+        "updated_date": at.when,
     }
     expiring = [
         When(type_id=t, then=Value(job.expiration_date))
@@ -250,7 +291,7 @@ def _persist(started: list[Job], logs: list[JobTransitionLog], *, user: Any, at:
     ).update(**changes)
     if updated != len(started):
         raise _LostRace
-    JobTransitionLog.objects.bulk_create(logs)
+    _insert_log_rows(log_rows)
 
 
 def start_progress(*, job: JobRef, status: StatusRef = None, user: Any, channel: str) -> Job:
@@ -265,9 +306,15 @@ def start_progress(*, job: JobRef, status: StatusRef = None, user: Any, channel:
         lookup = {"pk": job}
     else:
         lookup = parse_identifier(job, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
-    at = timezone.now()
+    at = _Moment.now()
     with transaction.atomic():
-        locked = _locked(Job.objects.filter(**lookup)).first()
+        # One row: joining its type and default status saves a query.
+        locked = (
+            _locked(Job.objects.filter(**lookup))
+            .select_related("type__default_start_status")
+            .only(*_JOB_FIELDS, "type")
+            .first()
+        )
         if locked is None:
             raise JobNotFound(
                 "No job matches the identifier.", "Check the job's id or number and try again."
@@ -332,129 +379,104 @@ def bulk_start_progress(
     size = batch_size or settings.JOBS_BULK_BATCH_SIZE
     if size < 1:
         raise ValueError("batch_size must be at least 1")
-    resolver = StatusResolver(status)
+    run = _BulkRun(StatusResolver(status), _TypeCache(), user, channel, dry_run)
     summary = BulkSummary(dry_run=dry_run)
+
+    def record(outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.started:
+                summary.started += 1
+            else:
+                summary.skipped.append(outcome)
+        if on_batch is not None and outcomes:
+            on_batch(outcomes)
 
     if isinstance(jobs, QuerySet):
         # Keyset paging over the caller's queryset (which may filter on state, join, or be
         # distinct): each batch is "the next `size` ids after the last one", so memory stays flat
         # and jobs started by earlier batches do not shift later pages.
         ids = jobs.order_by("pk").values("pk")
-        last_pk: int | None = 0
-        while last_pk is not None:
-            batch = Job.objects.filter(pk__in=ids.filter(pk__gt=last_pk)[:size])
-            outcomes, last_pk = _run_batch(
-                batch, None, resolver, user=user, channel=channel, dry_run=dry_run
+        last_pk = 0
+        while True:
+            outcomes, loaded = run.batch(
+                Job.objects.filter(pk__in=ids.filter(pk__gt=last_pk)[:size])
             )
-            _record(summary, outcomes, on_batch)
-            if len(outcomes) < size:
+            record(outcomes)
+            if len(loaded) < size:
                 break
+            last_pk = loaded[-1].pk
     else:
-        numbers = _dedupe(jobs)
+        numbers = list(dict.fromkeys(n.strip() for n in jobs if n and n.strip()))
         for start in range(0, len(numbers), size):
             chunk = numbers[start : start + size]
-            outcomes, _ = _run_batch(
-                Job.objects.filter(number__in=chunk),
-                chunk,
-                resolver,
-                user=user,
-                channel=channel,
-                dry_run=dry_run,
+            outcomes, _ = run.batch(Job.objects.filter(number__in=chunk))
+            found = {outcome.number: outcome for outcome in outcomes}
+            record(
+                [
+                    found.get(n) or Outcome(n, False, JobNotFound.code, "No job has this number.")
+                    for n in chunk
+                ]
             )
-            _record(summary, outcomes, on_batch)
     return summary
-
-
-def _record(
-    summary: BulkSummary,
-    outcomes: list[Outcome],
-    on_batch: Callable[[list[Outcome]], None] | None,
-) -> None:
-    for outcome in outcomes:
-        if outcome.started:
-            summary.started += 1
-        else:
-            summary.skipped.append(outcome)
-    if on_batch is not None and outcomes:
-        on_batch(outcomes)
 
 
 _RACE_RETRIES = 3
 
 
-def _run_batch(
-    batch: QuerySet[Job],
-    numbers: list[str] | None,
-    resolver: StatusResolver,
-    *,
-    user: Any,
-    channel: str,
-    dry_run: bool,
-) -> tuple[list[Outcome], int | None]:
-    """Start one batch in one transaction; return its outcomes (in input order) and highest id."""
-    for _attempt in range(_RACE_RETRIES):
-        try:
-            with transaction.atomic():
-                return _start_batch(
-                    batch, numbers, resolver, user=user, channel=channel, dry_run=dry_run
-                )
-        except _LostRace:
-            # Only possible where the database could not lock the rows for us; the re-read
-            # sees the winner's state and reports those jobs as conflicts.
-            continue
-    raise JobStateConflict(
-        "Jobs in this batch kept changing while being started.",
-        "Nothing in this batch was changed. Run the same start again.",
-    )
+@dataclass(slots=True)
+class _BulkRun:
+    resolver: StatusResolver
+    types: _TypeCache
+    user: Any
+    channel: str
+    dry_run: bool
 
-
-def _start_batch(
-    batch: QuerySet[Job],
-    numbers: list[str] | None,
-    resolver: StatusResolver,
-    *,
-    user: Any,
-    channel: str,
-    dry_run: bool,
-) -> tuple[list[Outcome], int | None]:
-    if dry_run:
-        loaded = list(
-            batch.select_related("type__default_start_status").only(*_LOCK_FIELDS).order_by("pk")
+    def batch(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
+        """Start one batch in its own transaction; return its outcomes and the jobs it read."""
+        for _attempt in range(_RACE_RETRIES):
+            try:
+                with transaction.atomic():
+                    return self._start(jobs)
+            except _LostRace:
+                # Only where the database could not lock the rows for us; the re-read sees the
+                # winner's state and reports those jobs as conflicts.
+                continue
+        raise JobStateConflict(
+            "Jobs in this batch kept changing while being started.",
+            "Nothing in this batch was changed. Run the same start again.",
         )
-    else:
-        loaded = list(_locked(batch))
-    at = timezone.now()
-    outcomes: dict[str, Outcome] = {}
-    started: list[Job] = []
-    logs: list[JobTransitionLog] = []
-    for job in loaded:
-        try:
-            new_status = _check_can_start(job, resolver)
-        except JobsError as refusal:
-            outcomes[job.number] = Outcome(job.number, False, refusal.code, refusal.message)
-            continue
-        outcomes[job.number] = Outcome(job.number, True)
-        if not dry_run:
-            logs.append(_start_in_memory(job, new_status, user=user, channel=channel, at=at))
-            started.append(job)
-    if started:
-        _persist(started, logs, user=user, at=at)
 
-    last_pk = loaded[-1].pk if loaded else None
-    if numbers is None:
-        return list(outcomes.values()), last_pk
-    in_input_order = [
-        outcomes.get(n) or Outcome(n, False, JobNotFound.code, "No job has this number.")
-        for n in numbers
-    ]
-    return in_input_order, last_pk
+    def _start(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
+        if self.dry_run:
+            loaded = list(jobs.only(*_JOB_FIELDS).order_by("pk"))
+        else:
+            loaded = list(_locked(jobs))
+        self.types.attach(loaded)
+        at = _Moment.now()
+        outcomes: list[Outcome] = []
+        started: list[Job] = []
+        log_rows: list[tuple] = []
+        for job in loaded:
+            try:
+                new_status = _check_can_start(job, self.resolver)
+            except JobsError as refusal:
+                outcomes.append(Outcome(job.number, False, refusal.code, refusal.message))
+                continue
+            outcomes.append(Outcome(job.number, True))
+            if not self.dry_run:
+                log_rows.append(
+                    _start_in_memory(job, new_status, user=self.user, channel=self.channel, at=at)
+                )
+                started.append(job)
+        if started:
+            _persist(started, log_rows, user=self.user, at=at)
+        return outcomes, loaded
 
 
 __all__ = [
     "JOB_IDENTIFIER_FIELDS",
     "STATUS_IDENTIFIER_FIELDS",
     "BulkSummary",
-    "Channel",
     "Outcome",
     "StatusResolver",
     "bulk_start_progress",

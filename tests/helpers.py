@@ -38,3 +38,22 @@ class DataQueries:
 def count_queries() -> Iterator[DataQueries]:
     with CaptureQueriesContext(connection) as context:
         yield DataQueries(context)
+
+
+@contextmanager
+def failing_log_insert(on_call: int) -> Iterator[None]:
+    """Make the database fail the `on_call`-th INSERT into the transition log, as a full disk or
+    a dropped connection would."""
+    from django.db import DatabaseError
+
+    seen = [0]
+
+    def wrapper(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("INSERT") and "jobtransitionlog" in sql.lower():
+            seen[0] += 1
+            if seen[0] == on_call:
+                raise DatabaseError("injected failure: disk full")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield

@@ -3,7 +3,6 @@ from datetime import timedelta
 import pytest
 from django.db import DatabaseError
 
-from jobs import services
 from jobs.exceptions import (
     InvalidIdentifier,
     JobNotFound,
@@ -23,7 +22,7 @@ from tests.factories import (
     UserFactory,
     status_of,
 )
-from tests.helpers import count_queries
+from tests.helpers import count_queries, failing_log_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -107,19 +106,23 @@ def test_it_leaves_the_expiration_alone_for_other_types(dispatcher):
     assert job.expiration_date is None
 
 
-def test_one_start_takes_at_most_six_queries_with_a_status_lookup(dispatcher):
+@pytest.mark.parametrize("named_status", [True, False])
+def test_one_start_takes_at_most_six_queries(dispatcher, named_status):
     job = JobFactory(type=JobTypeFactory(expires_on_start=True))
     AssignmentFactory(job=job)
-    status = status_of(job.type, LifeCycleState.IN_PROGRESS)
+    code = status_of(job.type, LifeCycleState.IN_PROGRESS).alternative_code
     dispatcher = UserFactory(username=dispatcher.username)  # a fresh user: no permission cache
 
     with count_queries() as queries:
-        start_progress(
+        started = start_progress(
             job={"number": job.number},
-            status={"alternative_code": status.alternative_code},
+            status={"alternative_code": code} if named_status else None,
             user=dispatcher,
             channel=Channel.API,
         )
+        # everything the caller may read of the started job is already loaded
+        assert started.status.alternative_code == code
+        assert started.expiration_date is not None
 
     assert len(queries) <= 6, queries.sql
 
@@ -205,32 +208,27 @@ def test_a_job_changed_between_read_and_write_is_a_conflict_and_leaves_no_log(
     # PENDING: we simulate that read going stale.
     job = JobFactory()
     Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
-    monkeypatch.setattr(services, "_locked", stale_reads(services._locked, of={job.pk}))
+    stale_reads(monkeypatch, of={job.pk})
 
     with pytest.raises(JobStateConflict, match="another request"):
         start_progress(job=job, user=dispatcher, channel=Channel.API)
     assert not JobTransitionLog.objects.exists()
 
 
-def stale_reads(real_locked, *, of: set[int], times: int = 1):
-    """Wrap _locked so its first `times` reads still see the jobs `of` as PENDING."""
-    remaining = [times]
+def stale_reads(monkeypatch, *, of: set[int]) -> None:
+    """Make the next read of each job in `of` still see it PENDING, as a read that another writer
+    overtakes would (where the database cannot lock rows)."""
+    real_from_db = Job.from_db.__func__
+    stale = set(of)
 
-    def read(queryset):
-        rows = FakeQuerySet(real_locked(queryset))
-        if remaining[0] > 0:
-            remaining[0] -= 1
-            for row in rows:
-                if row.pk in of:
-                    row.__dict__["life_cycle_state"] = LifeCycleState.PENDING
-        return rows
+    def from_db(cls, db, field_names, values):
+        job = real_from_db(cls, db, field_names, values)
+        if job.pk in stale:
+            stale.discard(job.pk)
+            job.__dict__["life_cycle_state"] = LifeCycleState.PENDING
+        return job
 
-    return read
-
-
-class FakeQuerySet(list):
-    def first(self):
-        return self[0] if self else None
+    monkeypatch.setattr(Job, "from_db", classmethod(from_db))
 
 
 @pytest.mark.parametrize(
@@ -384,33 +382,20 @@ def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total)
 
     assert summary.started == total
     batches = total // 10
-    # per run: permission 2, status 2; per batch: lock, update, log
-    assert len(queries) == 4 + 3 * batches, queries.sql
+    # per run: permission 2, status 2, the job types 1; per batch: lock, update, log
+    assert len(queries) == 5 + 3 * batches, queries.sql
 
 
-def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(
-    dispatcher, monkeypatch
-):
+def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(dispatcher):
     jobs = JobFactory.create_batch(6)
     numbers = [j.number for j in jobs]
-    real_bulk_create = JobTransitionLog.objects.bulk_create
-    calls = []
-
-    def fail_on_second_batch(objs, *args, **kwargs):
-        calls.append(len(objs))
-        if len(calls) == 2:
-            raise DatabaseError("disk full")
-        return real_bulk_create(objs, *args, **kwargs)
-
-    monkeypatch.setattr(JobTransitionLog.objects, "bulk_create", fail_on_second_batch)
-    with pytest.raises(DatabaseError):
+    with failing_log_insert(on_call=2), pytest.raises(DatabaseError):
         bulk_start_progress(jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3)
 
     states = dict(Job.objects.values_list("number", "life_cycle_state"))
     assert [states[n] for n in numbers] == ["IN_PROGRESS"] * 3 + ["PENDING"] * 3
     assert JobTransitionLog.objects.count() == 3
 
-    monkeypatch.undo()
     summary = bulk_start_progress(
         jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3
     )
@@ -423,7 +408,7 @@ def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(
 def test_a_bulk_batch_that_loses_a_race_is_redone_and_reports_the_conflict(dispatcher, monkeypatch):
     winner_took, ours = JobFactory(), JobFactory()
     Job.objects.filter(pk=winner_took.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
-    monkeypatch.setattr(services, "_locked", stale_reads(services._locked, of={winner_took.pk}))
+    stale_reads(monkeypatch, of={winner_took.pk})
 
     summary = bulk_start_progress(
         jobs=[winner_took.number, ours.number], user=dispatcher, channel=Channel.API

@@ -1,0 +1,48 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run demo test lint format bench graph clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py load_demo_data
+
+run: demo
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# On SQLite always, and again on the database DATABASE_URL names when it is set.
+bench: install
+	env -u DATABASE_URL $(PY) benchmarks/bulk_start.py
+	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_start.py; fi
+
+# Regenerates the life cycle picture in the README from the model (needs Graphviz's `dot`).
+graph: install
+	$(PY) manage.py graph_transitions -o docs/life_cycle.png jobs.Job.life_cycle_state
+	rm -f docs/life_cycle
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache

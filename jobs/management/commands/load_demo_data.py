@@ -1,0 +1,217 @@
+"""Demo data for `make run`. Safe to run again: it only adds what is missing.
+
+DEMO ONLY: the passwords below are public, for a laptop. Never load this into a real database.
+"""
+
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import (
+    Assignment,
+    ExpirationSetting,
+    FulfillmentScope,
+    Job,
+    JobStatus,
+    JobType,
+    LifeCycleState,
+)
+
+DEMO_USERS = {
+    # username: (password, role)
+    "admin": ("admin-demo-pw", "superuser"),
+    "dispatcher": ("dispatcher-demo-pw", "may view and start jobs"),
+    "viewer": ("viewer-demo-pw", "may only view jobs"),
+}
+
+DISPATCHER_PERMISSIONS = [
+    "view_job",
+    "start_progress_job",
+    "view_jobtype",
+    "view_jobstatus",
+    "view_assignment",
+    "view_jobtransitionlog",
+]
+VIEWER_PERMISSIONS = [
+    "view_job",
+    "view_jobtype",
+    "view_jobstatus",
+    "view_assignment",
+    "view_jobtransitionlog",
+]
+
+# code: (name, scope, expiration, days, has default start status)
+DEMO_TYPES = {
+    "INSTALL": (
+        "New installation",
+        FulfillmentScope.NEW_SUBSCRIPTION,
+        ExpirationSetting.NONE,
+        None,
+        True,
+    ),
+    "ACTIVATE": (
+        "Activation visit",
+        FulfillmentScope.ACTIVATE_SUBSCRIPTION,
+        ExpirationSetting.ON_START_PROGRESS,
+        2,
+        True,
+    ),
+    "REPAIR": (
+        "Repair",
+        FulfillmentScope.SUBSCRIPTION_MAINTAINANCE,
+        ExpirationSetting.X_DAYS_AFTER_JOB_CREATION,
+        14,
+        True,
+    ),
+    "SWAP": (
+        "Equipment swap",
+        FulfillmentScope.SWAP_INSTALLED_ITEMS,
+        ExpirationSetting.NONE,
+        None,
+        True,
+    ),
+    "SURVEY": (
+        "Site survey",
+        FulfillmentScope.GENERIC_PURPOSE,
+        ExpirationSetting.NONE,
+        None,
+        False,
+    ),
+}
+
+# Each type gets one status per state (code TYPE-STATE) and shares the field statuses below.
+SHARED_IN_PROGRESS = {"ONSITE": "On site", "ENROUTE": "En route"}
+STATE_WORDS = {
+    LifeCycleState.DRAFT: "Draft",
+    LifeCycleState.PENDING: "Awaiting dispatch",
+    LifeCycleState.IN_PROGRESS: "Working",
+    LifeCycleState.COMPLETED: "Done",
+    LifeCycleState.CANCELLED: "Called off",
+}
+UNITS = ["North field team", "South field team"]
+JOB_COUNT = 200
+
+
+class Command(BaseCommand):
+    help = "Load demo statuses, types, users and about 200 jobs (idempotent; demo only)."
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        users = self.users()
+        types = self.types()
+        created = self.jobs(types, users) if not Job.objects.exists() else 0
+        self.stdout.write(f"Demo data ready: {len(types)} job types, {created} jobs created.")
+        self.stdout.write("Demo logins (demo only):")
+        for username, (password, role) in DEMO_USERS.items():
+            self.stdout.write(f"  {username} / {password}  ({role})")
+
+    def users(self) -> dict[str, Any]:
+        groups = {
+            "Dispatchers": DISPATCHER_PERMISSIONS,
+            "Viewers": VIEWER_PERMISSIONS,
+        }
+        for name, codenames in groups.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            group.permissions.set(
+                Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames)
+            )
+        users = {}
+        for username, (password, _role) in DEMO_USERS.items():
+            user, created = get_user_model().objects.get_or_create(
+                username=username,
+                defaults={
+                    "email": f"{username}@example.com",
+                    "first_name": username.title(),
+                    "last_name": "Demo",
+                    "is_staff": True,
+                    "is_superuser": username == "admin",
+                },
+            )
+            if created:
+                user.set_password(password)
+                user.save()
+            users[username] = user
+        users["dispatcher"].groups.add(Group.objects.get(name="Dispatchers"))
+        users["viewer"].groups.add(Group.objects.get(name="Viewers"))
+        return users
+
+    def types(self) -> list[JobType]:
+        shared = [
+            JobStatus.objects.get_or_create(
+                alternative_code=code,
+                defaults={"name": name, "life_cycle_state": LifeCycleState.IN_PROGRESS},
+            )[0]
+            for code, name in SHARED_IN_PROGRESS.items()
+        ]
+        types = []
+        for code, (name, scope, expiration, days, has_default) in DEMO_TYPES.items():
+            job_type, _ = JobType.objects.get_or_create(
+                alternative_code=code,
+                defaults={
+                    "name": name,
+                    "fulfillment_scope": scope,
+                    "expiration_settings": expiration,
+                    "expiration_days": days,
+                    "description": f"{name} ({scope.label.lower()})",
+                },
+            )
+            own = [
+                JobStatus.objects.get_or_create(
+                    alternative_code=f"{code}-{state.value}",
+                    defaults={"name": f"{name}: {word}", "life_cycle_state": state},
+                )[0]
+                for state, word in STATE_WORDS.items()
+            ]
+            job_type.allowed_statuses.add(*own, *shared)
+            if has_default and job_type.default_start_status is None:
+                job_type.default_start_status = own[2]  # the IN_PROGRESS one
+                job_type.save(update_fields=["default_start_status"])
+            types.append(job_type)
+        return types
+
+    def jobs(self, types: list[JobType], users: dict[str, Any]) -> int:
+        rng = random.Random(19)  # the same demo every time
+        statuses = {
+            (s.jobtype_id, s.jobstatus.life_cycle_state): s.jobstatus_id
+            for s in JobType.allowed_statuses.through.objects.select_related("jobstatus")
+            if s.jobstatus.alternative_code not in SHARED_IN_PROGRESS
+        }
+        units = [Group.objects.get_or_create(name=name)[0] for name in UNITS]
+        # Mostly pending, so there is plenty to start.
+        states = [LifeCycleState.PENDING] * 6 + [
+            LifeCycleState.DRAFT,
+            LifeCycleState.IN_PROGRESS,
+            LifeCycleState.COMPLETED,
+            LifeCycleState.CANCELLED,
+        ]
+        now = timezone.now()
+        for index in range(JOB_COUNT):
+            job_type = rng.choice(types)
+            state = rng.choice(states)
+            created = now - timedelta(hours=JOB_COUNT - index)
+            job = Job(
+                description=f"{job_type.name} at {rng.randint(1, 250)} "
+                f"{rng.choice(['Main St', 'Harbour Rd', 'Hill Ave', 'Station Sq'])}",
+                type=job_type,
+                status_id=statuses[(job_type.pk, state)],
+                life_cycle_state=state,
+                scheduled_date=created + timedelta(days=rng.randint(1, 10)),
+                created_date=created,
+                updated_date=created,
+                created_by_user=users["admin"],
+                updated_by_user=users["admin"],
+            )
+            job.save()
+            if index % 3 == 0:
+                Assignment.objects.create(
+                    job=job,
+                    user=users["dispatcher"] if index % 2 else None,
+                    unit=rng.choice(units),
+                )
+        return JOB_COUNT

@@ -1,0 +1,222 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from jobs.models import Job, JobTransitionLog, LifeCycleState
+from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory, UserFactory, status_of
+from tests.helpers import failing_log_insert
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    """Run start_job_progress as an operator would; return (exit code, stdout, stderr)."""
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("start_job_progress", *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    except CommandError as error:
+        code = error.returncode
+        err.write(str(error))
+    return code, out.getvalue(), err.getvalue()
+
+
+def states(*jobs: Job) -> list[str]:
+    return [Job.objects.get(pk=j.pk).life_cycle_state for j in jobs]
+
+
+def test_it_starts_the_named_jobs_and_exits_0(dispatcher):
+    a, b = JobFactory(), JobFactory()
+
+    code, out, _ = run(a.number, b.number, "--user", "dispatcher")
+
+    assert code == 0
+    assert f"started  {a.number}" in out
+    assert "Started 2, skipped 0." in out
+    assert states(a, b) == ["IN_PROGRESS", "IN_PROGRESS"]
+    log = JobTransitionLog.objects.filter(job=a).get()
+    assert (log.channel, log.user) == ("command", dispatcher)
+
+
+def test_it_reports_skipped_jobs_with_their_reason_and_exits_1(dispatcher):
+    good, done = JobFactory(), JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
+
+    code, out, _ = run(good.number, done.number, "JB99999", "--user", "dispatcher")
+
+    assert code == 1
+    assert f"skipped  {done.number}  JOB_STATE_CONFLICT  Job {done.number} is COMPLETED" in out
+    assert "skipped  JB99999  JOB_NOT_FOUND" in out
+    assert "Started 1, skipped 2." in out
+    assert states(good) == ["IN_PROGRESS"]
+
+
+def test_pending_starts_every_pending_job_narrowed_by_type_and_current_status(dispatcher):
+    wanted_type, other_type = JobTypeFactory(alternative_code="REPAIR"), JobTypeFactory()
+    waiting = JobStatusFactory(name="Waiting parts", life_cycle_state=LifeCycleState.PENDING)
+    wanted_type.allowed_statuses.add(waiting)
+    wanted = JobFactory.create_batch(3, type=wanted_type, status=waiting)
+    other_status = JobFactory(type=wanted_type)
+    other_type_job = JobFactory(type=other_type)
+
+    code, out, _ = run(
+        "--pending",
+        "--type",
+        "REPAIR",
+        "--status-from",
+        "Waiting parts",
+        "--user",
+        "dispatcher",
+        "--batch-size",
+        "2",
+    )
+
+    assert code == 0, out
+    assert states(*wanted) == ["IN_PROGRESS"] * 3
+    assert states(other_status, other_type_job) == ["PENDING", "PENDING"]
+
+
+def test_status_names_the_status_to_start_in_by_code(dispatcher):
+    job = JobFactory()
+    onsite = JobStatusFactory(alternative_code="ONSITE")
+    job.type.allowed_statuses.add(onsite)
+
+    code, _, _ = run(job.number, "--status", "ONSITE", "--user", "dispatcher")
+
+    assert code == 0
+    job.refresh_from_db()
+    assert job.status == onsite
+
+
+def test_dry_run_lists_what_would_start_and_changes_nothing(dispatcher):
+    job, draft = JobFactory(), JobFactory(life_cycle_state=LifeCycleState.DRAFT)
+
+    code, out, _ = run(job.number, draft.number, "--user", "dispatcher", "--dry-run")
+
+    assert code == 1
+    assert f"would start  {job.number}" in out
+    assert "Would start 1, skipped 1." in out
+    assert states(job, draft) == ["PENDING", "DRAFT"]
+    assert not JobTransitionLog.objects.exists()
+
+
+def test_json_format_gives_one_document_a_script_can_read(dispatcher):
+    job, done = JobFactory(), JobFactory(life_cycle_state=LifeCycleState.CANCELLED)
+
+    code, out, _ = run(job.number, done.number, "--user", "dispatcher", "--format", "json")
+
+    assert code == 1
+    document = json.loads(out)
+    assert document["started"] == [job.number]
+    assert document["skipped"] == [
+        {
+            "number": done.number,
+            "code": "JOB_STATE_CONFLICT",
+            "reason": f"Job {done.number} is CANCELLED; only PENDING jobs can be started.",
+        }
+    ]
+    assert document["counts"] == {"started": 1, "skipped": 1}
+
+
+def test_the_default_user_setting_stands_in_for_user(dispatcher, settings):
+    settings.JOBS_COMMAND_DEFAULT_USER = "dispatcher"
+    job = JobFactory()
+    # the default is read when the parser is built, as for any other default
+    code, _, _ = run(job.number)
+    assert code == 0
+    assert JobTransitionLog.objects.get().user == dispatcher
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user", "nobody"], "unknown user 'nobody'"),
+        (["--user", "viewer"], "may not start jobs"),
+        (["--user", "retired"], "inactive"),
+        (["--user", "dispatcher", "--status", "NOPE"], "--status: no job status"),
+        (["--user", "dispatcher", "--batch-size", "0"], "at least 1"),
+        ([], "--user is required"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_and_change_nothing(dispatcher, viewer, args, message):
+    UserFactory(username="retired", is_active=False, permissions=["start_progress_job"])
+    job = JobFactory()
+
+    code, _, err = run(job.number, *args)
+
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert states(job) == ["PENDING"]
+    assert not JobTransitionLog.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--user", "dispatcher"],
+        ["--pending", "JB00001", "--user", "dispatcher"],
+        ["JB00001", "--type", "X", "--user", "dispatcher"],
+        ["--pending", "--type", "NOPE", "--user", "dispatcher"],
+    ],
+)
+def test_no_jobs_or_contradicting_selections_exit_2(dispatcher, args):
+    code, _, err = run(*args)
+    assert code == 2
+    assert err.strip()
+
+
+def test_a_failed_batch_is_reported_exits_1_and_a_rerun_finishes(dispatcher):
+    jobs = JobFactory.create_batch(4)
+    numbers = [j.number for j in jobs]
+    with failing_log_insert(on_call=2):
+        code, out, err = run(*numbers, "--user", "dispatcher", "--batch-size", "2")
+    assert code == 1
+    assert f"started  {numbers[1]}" in out
+    assert "a batch failed and was rolled back" in err
+    assert "run the same command again" in err.lower()
+    assert states(*jobs) == ["IN_PROGRESS"] * 2 + ["PENDING"] * 2
+
+    code, _, _ = run(*numbers, "--user", "dispatcher")
+    assert code == 1  # the first two are now skipped as already started
+    assert states(*jobs) == ["IN_PROGRESS"] * 4
+    assert JobTransitionLog.objects.count() == 4
+
+
+def test_no_progress_bar_when_output_is_not_a_terminal(dispatcher):
+    job = JobFactory()
+    _, out, _ = run(job.number, "--user", "dispatcher")
+    assert "\r" not in out
+    assert "[" not in out
+
+
+def test_the_type_is_found_by_id_too(dispatcher):
+    job_type = JobTypeFactory()
+    job = JobFactory(type=job_type, status=status_of(job_type, LifeCycleState.PENDING))
+    code, _, _ = run("--pending", "--type", str(job_type.pk), "--user", "dispatcher")
+    assert code == 0
+    assert states(job) == ["IN_PROGRESS"]
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar_that_reaches_the_total(dispatcher):
+    jobs = JobFactory.create_batch(3)
+    out = Terminal()
+    call_command(
+        "start_job_progress",
+        *[j.number for j in jobs],
+        "--user",
+        "dispatcher",
+        "--batch-size",
+        "2",
+        stdout=out,
+    )
+    assert "[####################..........] 2/3 jobs" in out.getvalue()
+    assert "[##############################] 3/3 jobs" in out.getvalue()

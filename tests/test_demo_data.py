@@ -1,0 +1,53 @@
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from jobs.models import ExpirationSetting, Job, JobType, LifeCycleState
+
+pytestmark = pytest.mark.django_db
+
+
+def load() -> str:
+    out = StringIO()
+    call_command("load_demo_data", stdout=out)
+    return out.getvalue()
+
+
+def test_demo_data_loads_once_however_often_it_runs():
+    load()
+    counts = (Job.objects.count(), JobType.objects.count(), get_user_model().objects.count())
+    load()
+    assert (
+        Job.objects.count(),
+        JobType.objects.count(),
+        get_user_model().objects.count(),
+    ) == counts
+    assert counts[0] == 200
+
+
+def test_demo_users_have_the_roles_the_readme_promises():
+    output = load()
+    users = {u.username: u for u in get_user_model().objects.all()}
+    assert users["admin"].is_superuser
+    assert users["dispatcher"].has_perm("jobs.start_progress_job")
+    assert users["viewer"].has_perm("jobs.view_job")
+    assert not users["viewer"].has_perm("jobs.start_progress_job")
+    for username in ("admin", "dispatcher", "viewer"):
+        assert users[username].check_password(f"{username}-demo-pw")
+        assert f"{username} / {username}-demo-pw" in output
+
+
+def test_demo_jobs_cover_every_state_and_keep_the_status_invariant():
+    load()
+    assert set(Job.objects.values_list("life_cycle_state", flat=True)) == set(LifeCycleState)
+    for job in Job.objects.select_related("type", "status"):
+        job.clean()  # raises if a status is not allowed or not of the job's state
+
+
+def test_demo_types_include_one_without_default_and_one_expiring_on_start():
+    load()
+    assert JobType.objects.filter(default_start_status__isnull=True).exists()
+    assert JobType.objects.filter(expiration_settings=ExpirationSetting.ON_START_PROGRESS).exists()
+    assert JobType.objects.values("fulfillment_scope").distinct().count() >= 4

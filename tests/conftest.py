@@ -19,3 +19,58 @@ def viewer(db):
 def fast_password_hashing(settings):
     # PBKDF2 is slow on purpose; tests hash a password for every user they make.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts():
+    # Login throttling counts in the cache, which outlives a test.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def token_for():
+    from rest_framework_simplejwt.tokens import SlidingToken
+
+    return lambda user: str(SlidingToken.for_user(user))
+
+
+@pytest.fixture
+def as_dispatcher(api, dispatcher, token_for):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(dispatcher)}")
+    return api
+
+
+@pytest.fixture
+def unchanged(db):
+    """Call it after building the test data; it checks at teardown that nothing has moved."""
+    from jobs.models import Job, JobTransitionLog
+
+    def state():
+        return (
+            list(
+                Job.objects.order_by("pk").values_list(
+                    "pk", "life_cycle_state", "status_id", "updated_date", "expiration_date"
+                )
+            ),
+            JobTransitionLog.objects.count(),
+        )
+
+    taken = []
+
+    def snapshot():
+        taken.append(state())
+
+    yield snapshot
+    if taken:
+        assert state() == taken[0], "the database changed"

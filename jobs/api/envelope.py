@@ -1,0 +1,148 @@
+"""CRM.COM's response envelope, made in one place for every answer under the API root.
+
+Successful views return `Response(envelope(data))`; every exception, ours or DRF's or an
+unexpected one, becomes an enveloped error in `exception_handler`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from jobs.exceptions import JobsError
+
+logger = logging.getLogger(__name__)
+
+# The HTTP status of every code (shared/spec). NOT_FOUND and METHOD_NOT_ALLOWED are ours, for
+# unknown routes and methods under the root, which the contract's table does not cover.
+HTTP_STATUS = {
+    "OK": 200,
+    "AUTHENTICATION_FAILED": 401,
+    "PERMISSION_DENIED": 403,
+    "MANDATORY_PARAMETER_MISSING": 400,
+    "INVALID_IDENTIFIER": 400,
+    "INVALID_PARAMETER": 400,
+    "JOB_NOT_FOUND": 404,
+    "STATUS_NOT_FOUND": 400,
+    "STATUS_NOT_ALLOWED": 400,
+    "NO_DEFAULT_STATUS": 409,
+    "JOB_STATE_CONFLICT": 409,
+    "THROTTLED": 429,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "INTERNAL_ERROR": 500,
+}
+ERROR_CODES = [code for code in HTTP_STATUS if code != "OK"]
+
+
+def envelope(
+    data: Any = None, code: str = "OK", message: str = "", description: str = "", **beside: Any
+) -> dict[str, Any]:
+    return {
+        "status": {"code": code, "message": message, "description": description},
+        "data": data,
+        **beside,
+    }
+
+
+def error_response(
+    code: str, message: str, description: str = "", headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        envelope(None, code, message, description), status=HTTP_STATUS[code], headers=headers
+    )
+
+
+def _first_message(detail: Any) -> str:
+    """The first human message in DRF's nested error detail, with the field it is about."""
+    if isinstance(detail, dict):
+        for field, inner in detail.items():
+            message = _first_message(inner)
+            return message if field in ("non_field_errors", "detail") else f"{field}: {message}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    set_rollback()
+    if isinstance(exc, JobsError):
+        return error_response(exc.code, exc.message, exc.description)
+    if isinstance(exc, drf.NotAuthenticated):
+        return error_response(
+            "AUTHENTICATION_FAILED",
+            "No token was given.",
+            "Log in with POST authentication/token, then send the token in the body as "
+            "'token' or as 'Authorization: Bearer <token>'.",
+            _auth_header(exc),
+        )
+    if isinstance(exc, drf.AuthenticationFailed):
+        return error_response(
+            "AUTHENTICATION_FAILED",
+            _auth_message(exc),
+            "Log in again with POST authentication/token.",
+            _auth_header(exc),
+        )
+    if isinstance(exc, drf.PermissionDenied | DjangoPermissionDenied):
+        return error_response("PERMISSION_DENIED", "You may not do this.", "Ask an administrator.")
+    if isinstance(exc, drf.Throttled):
+        wait = int(exc.wait or 1)
+        return error_response(
+            "THROTTLED",
+            "Too many attempts.",
+            f"Wait {wait} seconds before trying again.",
+            {"Retry-After": str(wait)},
+        )
+    if isinstance(exc, drf.ParseError):
+        return error_response(
+            "INVALID_PARAMETER", "The body is not valid JSON.", "Send a JSON object."
+        )
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return error_response(
+            "INVALID_PARAMETER",
+            f"Unsupported content type {exc.detail!s}"[:200],
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    if isinstance(exc, drf.ValidationError):
+        return error_response(
+            "INVALID_PARAMETER", _first_message(exc.detail), "Correct the parameter and retry."
+        )
+    if isinstance(exc, drf.NotFound | Http404):
+        return error_response(
+            "NOT_FOUND", "There is nothing at this address.", "See GET schema for the endpoints."
+        )
+    if isinstance(exc, drf.MethodNotAllowed):
+        return error_response(
+            "METHOD_NOT_ALLOWED",
+            f"Method {context['request'].method} is not allowed here.",
+            "See GET schema for the methods of each endpoint.",
+        )
+    logger.exception("Unexpected error in %s", context.get("view").__class__.__name__)
+    return error_response(
+        "INTERNAL_ERROR",
+        "Something went wrong on our side.",
+        "Nothing was changed. Try again; if it keeps failing, tell the operators.",
+    )
+
+
+def _auth_header(exc: drf.APIException) -> dict[str, str] | None:
+    header = getattr(exc, "auth_header", None)
+    return {"WWW-Authenticate": header} if header else None
+
+
+def _auth_message(exc: drf.AuthenticationFailed) -> str:
+    # simplejwt's details are nested and name its internals; say it plainly.
+    code = exc.get_codes()
+    if code in ("user_inactive", "user_not_found") or (
+        isinstance(code, dict) and code.get("code") == "user_inactive"
+    ):
+        return "The token's user is inactive or no longer exists."
+    if isinstance(exc.detail, dict) and "messages" in exc.detail:
+        return "The token is invalid, expired or released."
+    return _first_message(exc.detail)

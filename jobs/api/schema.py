@@ -1,0 +1,47 @@
+"""OpenAPI pieces for the envelope and the error codes each endpoint can answer with."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+from jobs.api.envelope import ERROR_CODES, HTTP_STATUS
+
+
+class StatusSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["OK", *ERROR_CODES])
+    message = serializers.CharField(help_text="one line; empty when OK")
+    description = serializers.CharField(help_text="what to change; empty when OK")
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    status = StatusSerializer()
+    data = serializers.JSONField(allow_null=True, help_text="always null for an error")
+
+
+def enveloped(data: serializers.BaseSerializer | serializers.Field, name: str):
+    return inline_serializer(name=name, fields={"status": StatusSerializer(), "data": data})
+
+
+# Every endpoint under the root may answer with these.
+ALWAYS = ("INTERNAL_ERROR",)
+
+
+def errors(*codes: str) -> dict[int, OpenApiResponse]:
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for code in (*codes, *ALWAYS):
+        by_status[HTTP_STATUS[code]].append(code)
+    return {
+        status: OpenApiResponse(
+            ErrorEnvelopeSerializer, description="status.code is one of: " + ", ".join(names)
+        )
+        for status, names in sorted(by_status.items())
+    }
+
+
+def paths_without_trailing_slash(result: dict, **kwargs: object) -> dict:
+    """Document CRM.COM's spelling (`jobs/all_scopes/start_progress`); a final slash works too."""
+    result["paths"] = {path.rstrip("/"): item for path, item in result["paths"].items()}
+    return result

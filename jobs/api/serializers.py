@@ -1,0 +1,265 @@
+"""How a job looks in the API, and the sparse fieldsets that shape both the JSON and the query.
+
+A `fields_set` selection is a tree: `{"id": None, "status": {"name": None}}` means the job's id and
+its status's name; `None` means the whole field. `SparseSerializer.prune` drops what was not
+asked for, and `load_plan` reads the pruned serializer to tell the queryset which columns to load
+and which relations to join, so the database only sends what the client asked for.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from jobs.exceptions import InvalidParameter, MandatoryParameterMissing
+from jobs.models import FulfillmentScope, Job, LifeCycleState, RatingState
+from jobs.services import JOB_IDENTIFIER_FIELDS, STATUS_IDENTIFIER_FIELDS, parse_identifier
+
+Selection = dict[str, "Selection | None"]
+
+
+@extend_schema_field({"type": "string"})
+class ComputedField(serializers.ReadOnlyField):
+    """A text computed from other columns (`columns` names them, for the query plan)."""
+
+    def __init__(self, *, columns: tuple[str, ...], **kwargs: Any) -> None:
+        self.columns = columns
+        super().__init__(**kwargs)
+
+
+class SparseSerializer(serializers.Serializer):
+    def __init__(self, *args: Any, selection: Selection | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if selection is not None:
+            self.prune(selection)
+
+    def prune(self, selection: Selection) -> None:
+        for name in list(self.fields):
+            if name not in selection:
+                del self.fields[name]
+            elif selection[name] is not None:
+                self.fields[name].prune(selection[name])
+
+
+class UserSerializer(SparseSerializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    person_name = ComputedField(source="get_full_name", columns=("first_name", "last_name"))
+    email = serializers.CharField()
+
+
+class UnitSerializer(SparseSerializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class AssignmentSerializer(SparseSerializer):
+    user = UserSerializer(allow_null=True)
+    unit = UnitSerializer(allow_null=True)
+
+
+class JobTypeSerializer(SparseSerializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    alternative_code = serializers.CharField()
+    description = serializers.CharField()
+    fulfillment_scope = serializers.ChoiceField(choices=FulfillmentScope.choices)
+
+
+class JobStatusSerializer(SparseSerializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    alternative_code = serializers.CharField()
+    description = serializers.CharField()
+    life_cycle_state = serializers.ChoiceField(choices=LifeCycleState.choices)
+
+
+class LogInformationSerializer(SparseSerializer):
+    created_date = serializers.DateTimeField()
+    created_by_user = serializers.CharField(
+        source="created_by_user.username", allow_null=True, help_text="username"
+    )
+    updated_date = serializers.DateTimeField()
+    updated_by_user = serializers.CharField(
+        source="updated_by_user.username", allow_null=True, help_text="username"
+    )
+
+
+class JobSerializer(SparseSerializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+    description = serializers.CharField()
+    life_cycle_state = serializers.ChoiceField(choices=LifeCycleState.choices)
+    rating_state = serializers.ChoiceField(choices=RatingState.choices)
+    expiration_date = serializers.DateTimeField(allow_null=True)
+    scheduled_date = serializers.DateTimeField(allow_null=True)
+    assigned_to = AssignmentSerializer(allow_null=True)
+    type = JobTypeSerializer()
+    status = JobStatusSerializer()
+    log_information = LogInformationSerializer(source="*")
+
+
+def _names(serializer: serializers.Serializer, prefix: str = "") -> list[str]:
+    names = []
+    for name, field in serializer.fields.items():
+        names.append(prefix + name)
+        if isinstance(field, serializers.Serializer):
+            names.extend(_names(field, f"{prefix}{name}."))
+    return names
+
+
+@cache
+def allowed_names() -> tuple[str, ...]:
+    """Every name `fields_set` accepts: top-level fields and dotted paths into nested ones."""
+    return tuple(_names(JobSerializer()))
+
+
+def parse_fields_set(raw: Any) -> Selection | None:
+    """`fields_set` (a comma-separated string or a list of names) as a selection tree; None for
+    every field. Spaces and repeats are forgiven; an empty or unknown name is not."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        names = raw.split(",")
+    elif isinstance(raw, list) and all(isinstance(name, str) for name in raw):
+        names = raw
+    else:
+        raise InvalidParameter(
+            "fields_set must be a comma-separated string or a list of field names.",
+            f"Allowed names: {', '.join(allowed_names())}.",
+        )
+    names = [name.strip() for name in names if name.strip()]
+    if not names:
+        raise InvalidParameter(
+            "fields_set is empty.",
+            f"Omit fields_set for every field, or name some of: {', '.join(allowed_names())}.",
+        )
+    known = set(allowed_names())
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InvalidParameter(
+            f"fields_set names unknown fields: {', '.join(unknown)[:200]}.",
+            f"Allowed names: {', '.join(allowed_names())}.",
+        )
+    selection: Selection = {}
+    for name in names:
+        _select(selection, name.split("."))
+    return selection
+
+
+def _select(tree: Selection, parts: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if not rest:
+        tree[head] = None  # the whole field, whatever was selected inside it before
+        return
+    if head in tree and tree[head] is None:
+        return  # already whole
+    subtree = tree.setdefault(head, {})
+    _select(subtree, rest)
+
+
+def load_plan(serializer: serializers.Serializer, prefix: str = "") -> tuple[set[str], set[str]]:
+    """The ORM columns a (pruned) serializer reads, and the relations it must join to read them."""
+    columns: set[str] = set()
+    relations: set[str] = set()
+    for field in serializer.fields.values():
+        if field.source == "*":  # another view of the same row
+            sub_columns, sub_relations = load_plan(field, prefix)
+        elif isinstance(field, serializers.Serializer):
+            path = prefix + "__".join(field.source_attrs)
+            relations.add(path)
+            sub_columns, sub_relations = load_plan(field, f"{path}__")
+        else:
+            names = getattr(field, "columns", None) or ("__".join(field.source_attrs),)
+            sub_columns = {prefix + name for name in names}
+            sub_relations = {prefix + name.rsplit("__", 1)[0] for name in names if "__" in name}
+        columns |= sub_columns
+        relations |= sub_relations
+    return columns, relations
+
+
+def shaped(jobs: QuerySet[Job], serializer: serializers.Serializer) -> QuerySet[Job]:
+    """`jobs`, loading only what `serializer` renders (and always the state, which django-fsm
+    reads)."""
+    columns, relations = load_plan(serializer)
+    if relations:  # select_related() with no names would join every non-null foreign key
+        jobs = jobs.select_related(*sorted(relations))
+    return jobs.only("id", "life_cycle_state", *columns)
+
+
+class _ParsedField(serializers.Field):
+    """A field whose value is checked by our own parser, which raises the contract's error code
+    (INVALID_IDENTIFIER, INVALID_PARAMETER) instead of DRF's generic ones, null included."""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is serializers.empty:
+            return super().validate_empty_values(data)
+        return False, data
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "example": "id,number,status.name"},
+            {"type": "array", "items": {"type": "string"}},
+        ],
+        "description": "Comma-separated field names, or a list of them; dotted names pick "
+        "nested fields. Absent: every field.",
+    }
+)
+class FieldsSetField(_ParsedField):
+    def to_internal_value(self, data: Any) -> Selection | None:
+        return parse_fields_set(data)
+
+
+def _identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
+    properties = {key: {"type": "integer" if key == "id" else "string"} for key in keys}
+    return {
+        "type": "object",
+        "properties": properties,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+        "description": f"Exactly one of: {', '.join(keys)}.",
+    }
+
+
+@extend_schema_field(_identifier_schema(JOB_IDENTIFIER_FIELDS))
+class JobIdentifierField(_ParsedField):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        return parse_identifier(data, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
+
+
+@extend_schema_field(_identifier_schema(STATUS_IDENTIFIER_FIELDS))
+class StatusIdentifierField(_ParsedField):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        return parse_identifier(
+            data, fields=STATUS_IDENTIFIER_FIELDS, parameter="status_identifier"
+        )
+
+
+class StartProgressInput(serializers.Serializer):
+    """The body of POST jobs/{id}/start_progress."""
+
+    token = serializers.CharField(required=False, help_text="CRM.COM style: the token in the body")
+    status_identifier = StatusIdentifierField(required=False)
+    fields_set = FieldsSetField(required=False)
+
+
+class StartProgressByIdentifierInput(StartProgressInput):
+    """The body of POST jobs/all_scopes/start_progress."""
+
+    job_identifier = JobIdentifierField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Required, but with the contract's own code rather than a generic validation error.
+        if "job_identifier" not in attrs:
+            raise MandatoryParameterMissing(
+                "job_identifier is missing.",
+                'Name the job, e.g. "job_identifier": {"number": "JB00019"}.',
+            )
+        return attrs

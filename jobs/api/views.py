@@ -1,0 +1,253 @@
+"""The REST door: parse the request, call the service, render the job. Nothing else.
+
+CRM.COM's method is `POST jobs/all_scopes/start_progress` (the job named in the body); ours adds
+`POST jobs/{id}/start_progress`. Both are actions on one viewset and call `jobs.services`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import SlidingToken
+
+from jobs.api.authentication import LoginThrottle
+from jobs.api.envelope import envelope
+from jobs.api.filters import JobFilter
+from jobs.api.pagination import CrmPagination
+from jobs.api.schema import enveloped, errors
+from jobs.api.serializers import (
+    JobSerializer,
+    StartProgressByIdentifierInput,
+    StartProgressInput,
+    allowed_names,
+    parse_fields_set,
+    shaped,
+)
+from jobs.exceptions import JobNotFound, MandatoryParameterMissing, PermissionDenied
+from jobs.models import Channel, Job
+from jobs.services import ensure_can_start, start_progress
+
+START_ACTIONS = {"start_progress", "start_progress_by_identifier"}
+
+
+class JobPermission(BasePermission):
+    """Viewing needs jobs.view_job; starting needs jobs.start_progress_job (checked by the
+    service's own function, so the API refuses early for the same reason the service would)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if view.action in START_ACTIONS:
+            ensure_can_start(request.user)
+        elif not request.user.has_perm("jobs.view_job"):
+            raise PermissionDenied(
+                "You may not view jobs.", "Ask an administrator for the permission jobs.view_job."
+            )
+        return True
+
+
+FIELDS_SET_QUERY = [
+    OpenApiParameter(
+        "fields_set",
+        OpenApiTypes.STR,
+        description="Comma-separated field names (dotted names pick nested fields). "
+        f"Allowed: {', '.join(allowed_names())}. Absent: every field.",
+    ),
+    OpenApiParameter("fields", OpenApiTypes.STR, description="Alias of fields_set."),
+]
+JOB_ENVELOPE = enveloped(JobSerializer(), "JobEnvelope")
+START_ERRORS = (
+    "AUTHENTICATION_FAILED",
+    "PERMISSION_DENIED",
+    "INVALID_IDENTIFIER",
+    "INVALID_PARAMETER",
+    "JOB_NOT_FOUND",
+    "STATUS_NOT_FOUND",
+    "STATUS_NOT_ALLOWED",
+    "NO_DEFAULT_STATUS",
+    "JOB_STATE_CONFLICT",
+)
+
+
+class JobViewSet(viewsets.GenericViewSet):
+    queryset = Job.objects.order_by("-created_date", "-id")
+    serializer_class = JobSerializer
+    permission_classes = [IsAuthenticated, JobPermission]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = JobFilter
+    pagination_class = CrmPagination
+    lookup_value_regex = r"[0-9]+"
+
+    def _serializer(self, instance: Any, selection: Any, many: bool = False) -> JobSerializer:
+        return JobSerializer(instance, many=many, selection=selection)
+
+    def _query_selection(self) -> Any:
+        params = self.request.query_params
+        return parse_fields_set(params.get("fields_set", params.get("fields")))
+
+    def _render(self, job_pk: int, selection: Any) -> Response:
+        serializer = JobSerializer(selection=selection)
+        job = shaped(Job.objects.filter(pk=job_pk), serializer).first()
+        if job is None:
+            raise JobNotFound("No job has this id.", "Check the id and try again.")
+        serializer.instance = job
+        return Response(envelope(serializer.data))
+
+    @extend_schema(
+        summary="List jobs, newest first",
+        parameters=FIELDS_SET_QUERY,
+        responses={
+            200: JobSerializer(many=True),
+            **errors("AUTHENTICATION_FAILED", "PERMISSION_DENIED", "INVALID_PARAMETER"),
+        },
+    )
+    def list(self, request: Request) -> Response:
+        selection = self._query_selection()
+        template = JobSerializer(selection=selection)
+        jobs = self.filter_queryset(shaped(self.get_queryset(), template))
+        page = self.paginate_queryset(jobs)
+        return self.get_paginated_response(JobSerializer(page, many=True, selection=selection).data)
+
+    @extend_schema(
+        summary="One job",
+        parameters=FIELDS_SET_QUERY,
+        responses={
+            200: JOB_ENVELOPE,
+            **errors(
+                "AUTHENTICATION_FAILED", "PERMISSION_DENIED", "INVALID_PARAMETER", "JOB_NOT_FOUND"
+            ),
+        },
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return self._render(int(pk), self._query_selection())
+
+    @extend_schema(
+        summary="Start progress on the job named in the body (CRM.COM's method)",
+        request=StartProgressByIdentifierInput,
+        responses={200: JOB_ENVELOPE, **errors("MANDATORY_PARAMETER_MISSING", *START_ERRORS)},
+    )
+    @action(detail=False, methods=["post"], url_path="all_scopes/start_progress")
+    def start_progress_by_identifier(self, request: Request) -> Response:
+        body = StartProgressByIdentifierInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._start(body.validated_data["job_identifier"], body.validated_data)
+
+    @extend_schema(
+        summary="Start progress on this job",
+        request=StartProgressInput,
+        responses={200: JOB_ENVELOPE, **errors(*START_ERRORS)},
+    )
+    @action(detail=True, methods=["post"], url_path="start_progress")
+    def start_progress(self, request: Request, pk: str) -> Response:
+        body = StartProgressInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._start({"id": int(pk)}, body.validated_data)
+
+    def _start(self, job_identifier: dict[str, Any], body: dict[str, Any]) -> Response:
+        job = start_progress(
+            job=job_identifier,
+            status=body.get("status_identifier"),
+            user=self.request.user,
+            channel=Channel.API,
+        )
+        return self._render(job.pk, body.get("fields_set"))
+
+
+class LoginInput(serializers.Serializer):
+    username = serializers.CharField(required=False)
+    password = serializers.CharField(required=False, style={"input_type": "password"})
+    organisation = serializers.CharField(required=False, help_text="accepted and ignored")
+
+
+class TokenView(APIView):
+    """Log in: a token valid for 2 hours (CRM.COM's lifetime)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(
+        summary="Log in",
+        request=LoginInput,
+        responses={
+            200: enveloped(
+                inline_serializer("Token", {"token": serializers.CharField()}), "TokenEnvelope"
+            ),
+            **errors(
+                "MANDATORY_PARAMETER_MISSING",
+                "INVALID_PARAMETER",
+                "AUTHENTICATION_FAILED",
+                "THROTTLED",
+            ),
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        body = LoginInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        missing = [name for name in ("username", "password") if not body.validated_data.get(name)]
+        if missing:
+            raise MandatoryParameterMissing(
+                f"{' and '.join(missing)} missing.", "Send username and password."
+            )
+        user = authenticate(
+            request._request,
+            username=body.validated_data["username"],
+            password=body.validated_data["password"],
+        )
+        if user is None:
+            raise AuthenticationFailed("Wrong username or password, or the user is inactive.")
+        return Response(envelope({"token": str(SlidingToken.for_user(user))}))
+
+
+class TokenReleaseInput(serializers.Serializer):
+    token = serializers.CharField(required=False)
+
+
+class TokenReleaseView(APIView):
+    """Log out: the token stops working at once."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Release a token",
+        request=TokenReleaseInput,
+        responses={
+            200: enveloped(serializers.JSONField(allow_null=True), "ReleaseEnvelope"),
+            **errors("MANDATORY_PARAMETER_MISSING", "INVALID_PARAMETER", "AUTHENTICATION_FAILED"),
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        body = TokenReleaseInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        raw = body.validated_data.get("token")
+        if not raw:
+            raise MandatoryParameterMissing("token is missing.", "Send the token to release.")
+        try:
+            SlidingToken(raw).blacklist()
+        except TokenError:
+            raise AuthenticationFailed("The token is invalid, expired or released.") from None
+        return Response(envelope(None))
+
+
+class EndpointNotFound(APIView):
+    """Anything under the root that matches no endpoint: the envelope, never an HTML page."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    schema = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        raise NotFound

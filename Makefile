@@ -37,7 +37,8 @@ format: install
 # On SQLite always, and again on the database DATABASE_URL names when it is set.
 bench: install
 	env -u DATABASE_URL $(PY) benchmarks/bulk_start.py
-	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_start.py; fi
+	env -u DATABASE_URL $(PY) benchmarks/api.py
+	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_start.py && $(PY) benchmarks/api.py; fi
 
 # Regenerates the life cycle picture in the README from the model (needs Graphviz's `dot`).
 graph: install

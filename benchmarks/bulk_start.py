@@ -16,38 +16,11 @@ test database created and dropped here.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-
-def setup_django() -> str:
-    scratch = None
-    if not os.environ.get("DATABASE_URL"):
-        scratch = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-        os.environ["DATABASE_URL"] = f"sqlite:///{scratch}"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.DEBUG = False  # no query log growing in memory
-    if connection.vendor == "sqlite":
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-    else:
-        connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    return connection.vendor
+from common import make_dispatcher, make_pending_jobs, make_types, throwaway_database
 
 
 def main() -> None:
@@ -55,22 +28,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=2_000, help="N for the memory-growth check")
     args = parser.parse_args()
-    vendor = setup_django()
-    try:
+    with throwaway_database() as vendor:
         report(vendor, args.jobs, args.small)
-    finally:
-        from django.db import connection
-
-        if vendor != "sqlite":
-            connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
 
 
 def report(vendor: str, n: int, small: int) -> None:
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
-
-    user = get_user_model().objects.create(username="bench-dispatcher")
-    user.user_permissions.add(Permission.objects.get(codename="start_progress_job"))
+    user = make_dispatcher()
     types = make_types()
     variants: dict[str, Callable[[], None]] = {
         "service": lambda: run_service(user),
@@ -122,47 +85,12 @@ def traced_peak(run: Callable[[], None]) -> float:
         tracemalloc.stop()
 
 
-def make_types():
-    from jobs.models import JobStatus, JobType, LifeCycleState
-
-    types = []
-    for code in ("A", "B", "C"):
-        job_type = JobType.objects.create(name=f"Bench {code}", alternative_code=f"BENCH-{code}")
-        pending = JobStatus.objects.create(
-            name=f"{code} pending",
-            alternative_code=f"{code}-P",
-            life_cycle_state=LifeCycleState.PENDING,
-        )
-        working = JobStatus.objects.create(
-            name=f"{code} working",
-            alternative_code=f"{code}-W",
-            life_cycle_state=LifeCycleState.IN_PROGRESS,
-        )
-        job_type.allowed_statuses.add(pending, working)
-        job_type.default_start_status = working
-        job_type.save()
-        job_type.pending_status = pending
-        types.append(job_type)
-    return types
-
-
 def reset_jobs(types, n: int) -> None:
-    from jobs.models import Job, JobTransitionLog, LifeCycleState
+    from jobs.models import Job, JobTransitionLog
 
     JobTransitionLog.objects.all().delete()
     Job.objects.all().delete()
-    Job.objects.bulk_create(
-        (
-            Job(
-                number=f"BN{i:06d}",
-                type=types[i % 3],
-                status=types[i % 3].pending_status,
-                life_cycle_state=LifeCycleState.PENDING,
-            )
-            for i in range(n)
-        ),
-        batch_size=1000,
-    )
+    make_pending_jobs(types, n)
 
 
 def check_all_started(n: int) -> None:

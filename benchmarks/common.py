@@ -1,0 +1,98 @@
+"""What every benchmark needs: Django on a throwaway database, never the development one.
+
+SQLite runs in a temporary file; with DATABASE_URL set, PostgreSQL runs in a test database that
+is created here and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """Set Django up on a fresh, migrated database; yield its vendor ("sqlite", "postgresql")."""
+    if not os.environ.get("DATABASE_URL"):
+        scratch = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+        os.environ["DATABASE_URL"] = f"sqlite:///{scratch}"
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    settings.DEBUG = False  # no query log growing in memory
+    if connection.vendor == "sqlite":
+        call_command("migrate", verbosity=0)
+    else:
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        yield connection.vendor
+    finally:
+        if connection.vendor != "sqlite":
+            connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+
+
+def make_dispatcher():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create(username="bench-dispatcher")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["start_progress_job", "view_job"])
+    )
+    return user
+
+
+def make_types(count: int = 3):
+    """Job types with a pending status and a default start status (kept on `.pending_status`)."""
+    from jobs.models import JobStatus, JobType, LifeCycleState
+
+    types = []
+    for index in range(count):
+        code = chr(ord("A") + index)
+        job_type = JobType.objects.create(name=f"Bench {code}", alternative_code=f"BENCH-{code}")
+        pending = JobStatus.objects.create(
+            name=f"{code} pending",
+            alternative_code=f"{code}-P",
+            life_cycle_state=LifeCycleState.PENDING,
+        )
+        working = JobStatus.objects.create(
+            name=f"{code} working",
+            alternative_code=f"{code}-W",
+            life_cycle_state=LifeCycleState.IN_PROGRESS,
+        )
+        job_type.allowed_statuses.add(pending, working)
+        job_type.default_start_status = working
+        job_type.save()
+        job_type.pending_status = pending
+        types.append(job_type)
+    return types
+
+
+def make_pending_jobs(types, n: int, prefix: str = "BN") -> list[int]:
+    from jobs.models import Job, LifeCycleState
+
+    created = Job.objects.bulk_create(
+        (
+            Job(
+                number=f"{prefix}{i:06d}",
+                type=types[i % len(types)],
+                status=types[i % len(types)].pending_status,
+                life_cycle_state=LifeCycleState.PENDING,
+            )
+            for i in range(n)
+        ),
+        batch_size=1000,
+    )
+    return [job.pk for job in created]

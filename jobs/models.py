@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 START_PROGRESS_PERMISSION = "jobs.start_progress_job"
 
@@ -137,20 +137,21 @@ class JobType(models.Model):
             raise ValidationError(
                 {"default_start_status": "The default status on start must be In progress."}
             )
-        # Whether it is allowed can only be checked once the many-to-many is known: saved types
-        # here, and the admin form before saving (see JobTypeAdminForm).
-        if status is not None and self.pk is not None:
-            self.validate_default_start_status(self.allowed_statuses.all())
-
-    def validate_default_start_status(self, allowed_statuses) -> None:
-        status = self.default_start_status
-        if status is not None and status not in allowed_statuses:
+        # Whether it is allowed depends on the many-to-many, which a form saves after this runs:
+        # a form sets `allowed_statuses_to_save` to what it is about to save.
+        allowed = getattr(self, "allowed_statuses_to_save", None)
+        if allowed is None and self.pk is not None:
+            allowed = self.allowed_statuses.all()
+        if status is not None and allowed is not None and status not in allowed:
             raise ValidationError(
                 {"default_start_status": "The default status on start must be an allowed status."}
             )
 
 
-class Job(FSMModelMixin, models.Model):
+class Job(ConcurrentTransitionMixin, models.Model):
+    """A job. `save()` of a loaded job only writes if its state is still the one it was loaded
+    with (ConcurrentTransitionMixin), so an edit in the admin cannot undo a concurrent start."""
+
     number = models.CharField(max_length=20, unique=True, editable=False)
     description = models.TextField(blank=True)
     type = models.ForeignKey(JobType, on_delete=models.PROTECT, related_name="jobs")

@@ -6,13 +6,15 @@ from tests.factories import UserFactory
 @pytest.fixture
 def dispatcher(db):
     """May view and start jobs."""
-    return UserFactory(username="dispatcher", permissions=["view_job", "start_progress_job"])
+    return UserFactory(
+        username="dispatcher", is_staff=True, permissions=["view_job", "start_progress_job"]
+    )
 
 
 @pytest.fixture
 def viewer(db):
     """May only look at jobs."""
-    return UserFactory(username="viewer", permissions=["view_job"])
+    return UserFactory(username="viewer", is_staff=True, permissions=["view_job"])
 
 
 @pytest.fixture(autouse=True)

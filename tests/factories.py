@@ -110,3 +110,17 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
     job = factory.SubFactory(JobFactory)
     user = factory.SubFactory(UserFactory)
     unit = factory.SubFactory(GroupFactory)
+
+
+def bulk_pending_jobs(job_type: JobType, count: int, prefix: str = "BK") -> list[Job]:
+    """Many pending jobs at once, for tests about hundreds of jobs (numbers given, not derived)."""
+    pending = status_of(job_type, LifeCycleState.PENDING)
+    return Job.objects.bulk_create(
+        Job(
+            number=f"{prefix}{i:05d}",
+            type=job_type,
+            status=pending,
+            life_cycle_state=LifeCycleState.PENDING,
+        )
+        for i in range(count)
+    )

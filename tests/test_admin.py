@@ -1,0 +1,408 @@
+"""The admin door: the bulk "Start progress" action, the button, and the job pages."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from jobs.models import Job, JobTransitionLog, LifeCycleState
+from tests.factories import (
+    AssignmentFactory,
+    JobFactory,
+    JobStatusFactory,
+    JobTypeFactory,
+    bulk_pending_jobs,
+    status_of,
+)
+from tests.helpers import count_queries
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:jobs_job_changelist")
+
+
+def change_url(job):
+    return reverse("admin:jobs_job_change", args=[job.pk])
+
+
+def button_url(job):
+    return reverse("admin:jobs_job_start_progress", args=[job.pk])
+
+
+@pytest.fixture
+def as_dispatcher(client, dispatcher):
+    client.force_login(dispatcher)
+    return client
+
+
+@pytest.fixture
+def as_viewer(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+def run_action(client, jobs, url=CHANGELIST, **extra):
+    data = {"action": "start_progress_action", "_selected_action": [j.pk for j in jobs], **extra}
+    return client.post(url, data, follow="confirm" in extra)
+
+
+def messages_of(response) -> list[tuple[str, str]]:
+    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
+
+
+def states(*jobs) -> list[str]:
+    return [Job.objects.get(pk=j.pk).life_cycle_state for j in jobs]
+
+
+# --- the changelist --------------------------------------------------------------------------
+
+
+def test_the_changelist_takes_the_same_queries_for_a_few_rows_or_a_full_page(as_dispatcher):
+    def queries_for_page():
+        with count_queries() as queries:
+            assert as_dispatcher.get(CHANGELIST).status_code == 200
+        return len(queries)
+
+    for job in JobFactory.create_batch(3):
+        AssignmentFactory(job=job)
+    few = queries_for_page()
+    for job in JobFactory.create_batch(40):
+        AssignmentFactory(job=job)
+    assert queries_for_page() == few
+
+
+def test_the_action_is_offered_only_to_users_who_may_start_jobs(as_dispatcher, viewer):
+    JobFactory()
+    choices = dict(as_dispatcher.get(CHANGELIST).context["action_form"].fields["action"].choices)
+    assert "start_progress_action" in choices
+
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    action_form = viewer_client.get(CHANGELIST).context["action_form"]
+    assert action_form is None  # the viewer has no action at all
+
+
+# --- the confirmation page -------------------------------------------------------------------
+
+
+def test_the_action_first_shows_what_will_start_and_what_will_be_skipped_and_why(
+    as_dispatcher, unchanged
+):
+    pending = JobFactory()
+    done = JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
+    no_default = JobFactory(type=JobTypeFactory(without_default=True))
+    unchanged()
+
+    response = run_action(as_dispatcher, [pending, done, no_default])
+
+    assert response.status_code == 200
+    assert response.template_name == "admin/jobs/job/start_progress_confirmation.html"
+    assert response.context["will_start"] == [pending.number]
+    skipped = {o.number: o.reason for o in response.context["skipped"]}
+    assert skipped[done.number] == (
+        f"Job {done.number} is COMPLETED; only PENDING jobs can be started."
+    )
+    assert "no default status" in skipped[no_default.number]
+    page = response.content.decode()
+    assert "Will start (1)" in page
+    assert "Will be skipped (2)" in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_the_status_choice_offers_the_default_and_statuses_every_selected_type_allows(
+    as_dispatcher,
+):
+    first, second = JobTypeFactory(), JobTypeFactory()
+    shared = JobStatusFactory(name="On site")
+    first.allowed_statuses.add(shared)
+    second.allowed_statuses.add(shared)
+    jobs = [JobFactory(type=first), JobFactory(type=second)]
+
+    response = run_action(as_dispatcher, jobs)
+
+    choices = dict(response.context["form"].fields["status"].choices)
+    assert choices == {"": "The type's default status", str(shared.pk): "On site"}
+
+
+# --- confirming ------------------------------------------------------------------------------
+
+
+def test_confirming_starts_the_jobs_and_reports_started_and_skipped(as_dispatcher, dispatcher):
+    started = JobFactory.create_batch(2)
+    done = JobFactory(life_cycle_state=LifeCycleState.CANCELLED)
+
+    response = run_action(as_dispatcher, [*started, done], confirm="1", status="")
+
+    assert response.status_code == 200
+    assert messages_of(response) == [
+        ("success", "2 jobs started."),
+        ("warning", f"1 skipped: {done.number} (not pending)"),
+    ]
+    assert states(*started, done) == ["IN_PROGRESS", "IN_PROGRESS", "CANCELLED"]
+    assert set(JobTransitionLog.objects.values_list("channel", "user")) == {
+        ("admin", dispatcher.pk)
+    }
+
+
+def test_confirming_with_a_status_starts_the_jobs_in_it(as_dispatcher):
+    job = JobFactory()
+    onsite = JobStatusFactory()
+    job.type.allowed_statuses.add(onsite)
+
+    run_action(as_dispatcher, [job], confirm="1", status=str(onsite.pk))
+
+    job.refresh_from_db()
+    assert (job.life_cycle_state, job.status) == ("IN_PROGRESS", onsite)
+
+
+def test_the_skipped_message_names_the_first_few_and_counts_the_rest(as_dispatcher):
+    done = JobFactory.create_batch(7, life_cycle_state=LifeCycleState.COMPLETED)
+    response = run_action(as_dispatcher, done, confirm="1", status="")
+    ((level, message),) = messages_of(response)
+    assert level == "warning"
+    assert message.startswith("7 skipped: ")
+    assert message.endswith(" and 2 more (not pending)")
+
+
+def test_a_status_outside_the_offered_choices_is_a_form_error_not_a_500(as_dispatcher, unchanged):
+    job = JobFactory()
+    unchanged()
+    response = run_action(as_dispatcher, [job], confirm="1", status="99999")
+    assert response.status_code == 200
+    assert response.context["form"].errors["status"]
+
+
+def test_selecting_all_jobs_across_pages_starts_every_match_of_the_filter(as_dispatcher):
+    job_type = JobTypeFactory()
+    jobs = bulk_pending_jobs(job_type, 150)  # more than one changelist page (100)
+    draft = JobFactory(type=job_type, life_cycle_state=LifeCycleState.DRAFT)
+    url = f"{CHANGELIST}?life_cycle_state__exact=PENDING"
+
+    confirmation = run_action(as_dispatcher, jobs[:100], url=url, select_across="1")
+    assert len(confirmation.context["will_start"]) == 150
+    response = run_action(
+        as_dispatcher, jobs[:100], url=url, select_across="1", confirm="1", status=""
+    )
+
+    assert ("success", "150 jobs started.") in messages_of(response)
+    assert Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).count() == 150
+    assert states(draft) == ["DRAFT"]
+
+
+@pytest.mark.parametrize("step", ["confirmation", "run"])
+def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
+    as_dispatcher, settings, step
+):
+    settings.JOBS_BULK_BATCH_SIZE = 250
+    job_type = JobTypeFactory()
+    url = f"{CHANGELIST}?life_cycle_state__exact=PENDING"
+    extra = {"confirm": "1", "status": ""} if step == "run" else {}
+
+    def queries_for(count, prefix):
+        Job.objects.filter(life_cycle_state=LifeCycleState.PENDING).delete()
+        jobs = bulk_pending_jobs(job_type, count, prefix)
+        with count_queries() as queries:
+            run_action(as_dispatcher, jobs[:100], url=url, select_across="1", **extra)
+        return len(queries)
+
+    one_batch, four_batches = queries_for(250, "A"), queries_for(1000, "B")
+
+    per_batch = 1 if step == "confirmation" else 3  # read / lock, update, log
+    assert four_batches - one_batch == 3 * per_batch
+
+
+def test_the_action_refuses_a_user_without_the_permission_and_changes_nothing(as_viewer, unchanged):
+    job = JobFactory()
+    unchanged()
+    response = run_action(as_viewer, [job], confirm="1", status="")
+    assert response.status_code in (200, 302)
+    assert states(job) == ["PENDING"]
+
+
+# --- the button on the change page -----------------------------------------------------------
+
+
+def test_a_pending_jobs_page_has_the_button_for_a_dispatcher(as_dispatcher):
+    job = JobFactory()
+    page = as_dispatcher.get(change_url(job)).content.decode()
+    assert 'id="start-progress-button"' in page
+    assert f'action="{button_url(job)}"' in page
+
+
+def test_the_button_is_absent_for_other_states_and_for_viewers(as_dispatcher, viewer):
+    started = JobFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    assert "start-progress-button" not in as_dispatcher.get(change_url(started)).content.decode()
+
+    pending = JobFactory()
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    assert "start-progress-button" not in viewer_client.get(change_url(pending)).content.decode()
+
+
+def test_the_button_starts_the_job_through_the_service(as_dispatcher, dispatcher):
+    job = JobFactory()
+
+    response = as_dispatcher.post(button_url(job), {"status": ""}, follow=True)
+
+    assert messages_of(response) == [("success", f"Job {job.number} started.")]
+    assert states(job) == ["IN_PROGRESS"]
+    log = JobTransitionLog.objects.get(job=job)
+    assert (log.channel, log.user) == ("admin", dispatcher)
+    assert "start-progress-button" not in response.content.decode()
+
+
+def test_the_button_reports_a_refusal_as_a_message(as_dispatcher, unchanged):
+    job = JobFactory(type=JobTypeFactory(without_default=True))
+    unchanged()
+    response = as_dispatcher.post(button_url(job), {"status": ""}, follow=True)
+    ((level, message),) = messages_of(response)
+    assert level == "error"
+    assert "no default status" in message
+
+
+def test_the_button_refuses_a_viewer_and_changes_nothing(as_viewer, unchanged):
+    job = JobFactory()
+    unchanged()
+    response = as_viewer.post(button_url(job), {"status": ""}, follow=True)
+    assert messages_of(response)[0][0] == "error"
+    assert states(job) == ["PENDING"]
+
+
+def test_the_button_only_answers_post(as_dispatcher):
+    assert as_dispatcher.get(button_url(JobFactory())).status_code == 405
+
+
+def test_a_post_without_the_csrf_token_is_refused(dispatcher, unchanged):
+    job = JobFactory()
+    unchanged()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(dispatcher)
+    assert client.post(button_url(job), {"status": ""}).status_code == 403
+    response = client.post(
+        CHANGELIST,
+        {"action": "start_progress_action", "_selected_action": [job.pk], "confirm": "1"},
+    )
+    assert response.status_code == 403
+
+
+# --- the job page ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def as_admin(client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+def job_form_data(job, **changes):
+    data = {
+        "description": job.description,
+        "type": job.type_id,
+        "status": job.status_id,
+        "rating_state": job.rating_state,
+        "scheduled_date_0": "",
+        "scheduled_date_1": "",
+        "expiration_date_0": "",
+        "expiration_date_1": "",
+        "assigned_to-TOTAL_FORMS": "0",
+        "assigned_to-INITIAL_FORMS": "0",
+        "assigned_to-MIN_NUM_FORMS": "0",
+        "assigned_to-MAX_NUM_FORMS": "1",
+        "transitions-TOTAL_FORMS": "0",
+        "transitions-INITIAL_FORMS": "0",
+        "transitions-MIN_NUM_FORMS": "0",
+        "transitions-MAX_NUM_FORMS": "0",
+    }
+    data.update(changes)
+    return data
+
+
+def test_the_state_is_read_only_on_the_job_page(as_admin):
+    job = JobFactory()
+    form = as_admin.get(change_url(job)).context["adminform"].form
+    assert "life_cycle_state" not in form.fields
+
+
+def test_a_status_that_breaks_the_invariant_is_rejected_with_a_message(as_admin, unchanged):
+    job = JobFactory()
+    unchanged()
+    wrong = status_of(job.type, LifeCycleState.COMPLETED)
+
+    response = as_admin.post(change_url(job), job_form_data(job, status=wrong.pk))
+
+    assert response.status_code == 200
+    assert "but the job is PENDING" in str(response.context["adminform"].form.errors["status"])
+
+
+def test_a_valid_edit_saves_and_records_who(as_admin):
+    job = JobFactory()
+    response = as_admin.post(change_url(job), job_form_data(job, description="Fix the dish"))
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.description == "Fix the dish"
+    assert job.updated_by_user.username == "root"
+
+
+def test_an_edit_racing_a_start_saves_nothing_and_says_so(as_admin, monkeypatch):
+    from django_fsm import ConcurrentTransition
+
+    from jobs.admin import JobAdmin
+
+    job = JobFactory()
+
+    def raced(*args, **kwargs):
+        raise ConcurrentTransition("state changed")
+
+    monkeypatch.setattr(JobAdmin, "save_model", raced)
+    response = as_admin.post(change_url(job), job_form_data(job, description="x"), follow=True)
+    assert "changed state while you were editing" in messages_of(response)[0][1]
+    job.refresh_from_db()
+    assert job.description != "x"
+
+
+def test_the_transition_history_is_on_the_job_page_newest_first(as_admin, dispatcher):
+    from jobs.services import start_progress
+
+    job = JobFactory()
+    start_progress(job=job, user=dispatcher, channel="command")
+    inline = as_admin.get(change_url(job)).context["inline_admin_formsets"][1]
+    rows = list(inline.formset.queryset)
+    assert [(r.from_state, r.to_state, r.channel) for r in rows] == [
+        ("PENDING", "IN_PROGRESS", "command")
+    ]
+    assert not inline.has_add_permission
+
+
+def test_a_types_default_start_status_must_be_in_progress_and_allowed(as_admin):
+    working = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    other = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    add = reverse("admin:jobs_jobtype_add")
+    base = {
+        "name": "Install",
+        "alternative_code": "INST",
+        "description": "",
+        "fulfillment_scope": "GENERIC_PURPOSE",
+        "expiration_settings": "NONE",
+        "expiration_days": "",
+    }
+
+    form = as_admin.get(add).context["adminform"].form
+    assert set(form.fields["default_start_status"].queryset) == {working, other}
+
+    refused = as_admin.post(
+        add, {**base, "allowed_statuses": [working.pk], "default_start_status": other.pk}
+    )
+    assert "allowed status" in str(refused.context["adminform"].form.errors)
+
+    accepted = as_admin.post(
+        add, {**base, "allowed_statuses": [working.pk], "default_start_status": working.pk}
+    )
+    assert accepted.status_code == 302
+
+
+@pytest.mark.parametrize("model", ["jobstatus", "jobtype", "job", "assignment", "jobtransitionlog"])
+def test_every_model_has_an_admin_page(as_admin, model):
+    JobFactory()
+    assert as_admin.get(reverse(f"admin:jobs_{model}_changelist")).status_code == 200

@@ -1,0 +1,92 @@
+"""One real browser run through the admin: a dispatcher starts three pending jobs in bulk.
+
+Drives Debian's Chromium (/usr/bin/chromium) with Playwright; never downloads a browser. Skipped,
+with the reason, where either is missing.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jobs.models import Job, LifeCycleState
+from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory, UserFactory
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls made here while it
+    # runs are ordinary synchronous test code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()
+
+
+def test_a_dispatcher_starts_three_pending_jobs_from_the_admin(live_server, browser_page):
+    UserFactory(
+        username="dispatcher",
+        password="dispatcher-pw",
+        is_staff=True,
+        permissions=["view_job", "start_progress_job"],
+    )
+    job_type = JobTypeFactory(name="Repair")
+    onsite = JobStatusFactory(name="On site")
+    job_type.allowed_statuses.add(onsite)
+    pending = JobFactory.create_batch(4, type=job_type)
+    JobFactory(type=job_type, life_cycle_state=LifeCycleState.COMPLETED)
+    page = browser_page
+
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/job/")
+    page.fill("#id_username", "dispatcher")
+    page.fill("#id_password", "dispatcher-pw")
+    page.click("input[type=submit]")
+
+    page.click("#changelist-filter >> text=Pending")
+    assert page.locator("#result_list tbody tr").count() == 4
+    for row in range(3):
+        page.locator("#result_list tbody tr input.action-select").nth(row).check()
+    page.select_option("select[name=action]", "start_progress_action")
+    page.click("button[name=index]")
+
+    page.wait_for_selector("#will-start")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-start-progress-confirmation.png"), full_page=True)
+    assert page.inner_text("#will-start-count") == "3"
+    page.select_option("select[name=status]", label="On site")
+    page.click("input[name=confirm]")
+
+    assert "3 jobs started." in page.inner_text("ul.messagelist")
+    # the list keeps the Pending filter, so one job is left; the started ones are In progress
+    assert page.locator("#result_list tbody tr").count() == 1
+    page.click("#changelist-filter >> text=In progress")
+    states = page.locator("#result_list tbody td.field-life_cycle_state").all_inner_texts()
+    assert states == ["In progress"] * 3
+    started = Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    assert started.count() == 3
+    assert {job.status for job in started} == {onsite}
+    assert set(started.values_list("pk", flat=True)) <= {job.pk for job in pending}

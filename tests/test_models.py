@@ -121,3 +121,15 @@ def test_the_database_refuses_an_expiration_on_start_without_days():
         JobType.objects.create(
             name="x", alternative_code="x", expiration_settings=ExpirationSetting.ON_START_PROGRESS
         )
+
+
+def test_saving_a_job_loaded_before_a_concurrent_start_is_refused():
+    from django_fsm import ConcurrentTransition
+
+    job = JobFactory()
+    stale = Job.objects.get(pk=job.pk)
+    Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    stale.description = "edited meanwhile"
+    with pytest.raises(ConcurrentTransition):
+        stale.save()
+    assert Job.objects.get(pk=job.pk).description != "edited meanwhile"

@@ -139,6 +139,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_RATE", "10/minute")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # No OPTIONS metadata document: it is not the envelope, and the schema says it all.
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 SIMPLE_JWT = {

@@ -40,6 +40,8 @@ from jobs.models import (
     LifeCycleState,
 )
 
+# Ids are BigAutoField: a larger number cannot name a row, and the database driver would overflow.
+MAX_ID = 2**63 - 1
 JOB_IDENTIFIER_FIELDS = ("id", "number")
 STATUS_IDENTIFIER_FIELDS = ("id", "name", "alternative_code")
 
@@ -83,12 +85,20 @@ def parse_identifier(value: Any, *, fields: tuple[str, ...], parameter: str) -> 
             f"Use exactly one of: {allowed}.",
         )
     if key == "id":
-        if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, int | str)
+            or not str(raw).isdigit()
+            or not 1 <= int(raw) <= MAX_ID
+        ):
             raise InvalidIdentifier(
-                f"{parameter}.id must be a positive whole number.", "Send the id as a number."
+                f"{parameter}.id must be a whole number from 1 to {MAX_ID}.",
+                "Send the id as a number.",
             )
         return {"id": int(raw)}
-    if not isinstance(raw, str) or not raw.strip():
+    # NUL can name nothing, and PostgreSQL refuses it in a query. Blank text is allowed: like any
+    # other text that names nothing, it finds nothing.
+    if not isinstance(raw, str) or not raw or "\x00" in raw:
         raise InvalidIdentifier(
             f"{parameter}.{key} must be a non-empty string.", f"Send {key} as a string."
         )

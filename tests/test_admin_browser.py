@@ -16,6 +16,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+expect = sync_api.expect
 pytestmark = [
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)"
@@ -67,25 +68,27 @@ def test_a_dispatcher_starts_three_pending_jobs_from_the_admin(live_server, brow
     page.click("input[type=submit]")
 
     page.click("#changelist-filter >> text=Pending")
-    assert page.locator("#result_list tbody tr").count() == 4
+    # expect() waits for the page the click loads; a bare count() could read the old one
+    expect(page.locator("#result_list tbody tr")).to_have_count(4)
     for row in range(3):
         page.locator("#result_list tbody tr input.action-select").nth(row).check()
     page.select_option("select[name=action]", "start_progress_action")
     page.click("button[name=index]")
 
-    page.wait_for_selector("#will-start")
+    expect(page.locator("#will-start")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-start-progress-confirmation.png"), full_page=True)
-    assert page.inner_text("#will-start-count") == "3"
+    expect(page.locator("#will-start-count")).to_have_text("3")
     page.select_option("select[name=status]", label="On site")
     page.click("input[name=confirm]")
 
-    assert "3 jobs started." in page.inner_text("ul.messagelist")
+    expect(page.locator("ul.messagelist")).to_contain_text("3 jobs started.")
     # the list keeps the Pending filter, so one job is left; the started ones are In progress
-    assert page.locator("#result_list tbody tr").count() == 1
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
     page.click("#changelist-filter >> text=In progress")
-    states = page.locator("#result_list tbody td.field-life_cycle_state").all_inner_texts()
-    assert states == ["In progress"] * 3
+    expect(page.locator("#result_list tbody td.field-life_cycle_state")).to_have_text(
+        ["In progress"] * 3
+    )
     started = Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
     assert started.count() == 3
     assert {job.status for job in started} == {onsite}

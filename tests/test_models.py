@@ -1,6 +1,6 @@
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -130,6 +130,7 @@ def test_saving_a_job_loaded_before_a_concurrent_start_is_refused():
     stale = Job.objects.get(pk=job.pk)
     Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
     stale.description = "edited meanwhile"
-    with pytest.raises(ConcurrentTransition):
+    # the refused save spoils its transaction, as in the admin, where an atomic block wraps it
+    with pytest.raises(ConcurrentTransition), transaction.atomic():
         stale.save()
     assert Job.objects.get(pk=job.pk).description != "edited meanwhile"

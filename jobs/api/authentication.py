@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -51,7 +52,6 @@ class LoginThrottle(SimpleRateThrottle):
         data = request.data
         username = data.get("username") if isinstance(data, dict) else None
         username = username.strip().lower() if isinstance(username, str) else ""
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": f"{self.get_ident(request)}:{username}",
-        }
+        # Hashed: a username is arbitrary text, a cache key should not be.
+        who = hashlib.sha256(f"{self.get_ident(request)}:{username}".encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": who}

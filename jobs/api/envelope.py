@@ -110,6 +110,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             "Send the body as JSON with 'Content-Type: application/json'.",
         )
     if isinstance(exc, drf.ValidationError):
+        missing = _missing_parameter(exc)
+        if missing:
+            return error_response(
+                "MANDATORY_PARAMETER_MISSING", f"{missing} is missing.", f"Send {missing}."
+            )
         return error_response(
             "INVALID_PARAMETER", _first_message(exc.detail), "Correct the parameter and retry."
         )
@@ -129,6 +134,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         "Something went wrong on our side.",
         "Nothing was changed. Try again; if it keeps failing, tell the operators.",
     )
+
+
+def _missing_parameter(exc: drf.ValidationError) -> str | None:
+    """The first body parameter DRF found absent (or empty), if any."""
+    codes = exc.get_codes()
+    if isinstance(codes, dict):
+        for field, field_codes in codes.items():
+            if isinstance(field_codes, list) and {"required", "blank"} & set(field_codes):
+                return field
+    return None
 
 
 def _auth_header(exc: drf.APIException) -> dict[str, str] | None:

@@ -1,13 +1,24 @@
 import django_filters
+from django import forms
 
 from jobs.models import Job, LifeCycleState
+from jobs.services import MAX_ID
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A row id: a whole number the id column can hold (anything else is INVALID_PARAMETER)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
 
 
 class JobFilter(django_filters.FilterSet):
     life_cycle_state = django_filters.ChoiceFilter(choices=LifeCycleState.choices)
-    type = django_filters.NumberFilter(field_name="type_id", help_text="job type id")
-    status = django_filters.NumberFilter(field_name="status_id", help_text="job status id")
-    assigned_user = django_filters.NumberFilter(
+    type = IdFilter(field_name="type_id", help_text="job type id")
+    status = IdFilter(field_name="status_id", help_text="job status id")
+    assigned_user = IdFilter(
         field_name="assigned_to__user_id", help_text="id of the user the job is assigned to"
     )
     number = django_filters.CharFilter(help_text="job number, e.g. JB00019")

@@ -29,12 +29,14 @@ def _whole_number(request: Request, name: str, default: int, low: int, high: int
 class CrmPagination(BasePagination):
     default_limit = 50
     max_limit = 500
+    # Far past any real list, and well inside what OFFSET can hold in every database.
+    max_offset = 2**31 - 1
 
     def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> list:
         self.limit = _whole_number(
             request, "number_of_results", self.default_limit, 1, self.max_limit
         )
-        self.offset = _whole_number(request, "offset", 0, 0, None)
+        self.offset = _whole_number(request, "offset", 0, 0, self.max_offset)
         self.total = queryset.count()
         return list(queryset[self.offset : self.offset + self.limit])
 
@@ -75,6 +77,6 @@ class CrmPagination(BasePagination):
                 "in": "query",
                 "required": False,
                 "description": "How many jobs to skip (default 0).",
-                "schema": {"type": "integer", "minimum": 0},
+                "schema": {"type": "integer", "minimum": 0, "maximum": self.max_offset},
             },
         ]

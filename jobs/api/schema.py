@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from jobs.api.envelope import ERROR_CODES, HTTP_STATUS
+
+# Text as Django accepts it: forms and DRF refuse NUL characters, and PostgreSQL cannot store them.
+TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+NON_EMPTY_TEXT = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]+$"}
+
+
+@extend_schema_field(NON_EMPTY_TEXT)
+class TextField(serializers.CharField):
+    """A string parameter, documented with what Django refuses in it. Strict: DRF's CharField
+    would quietly turn a number into text, which the schema does not allow."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class StatusSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ and which relations to join, so the database only sends what the client asked fo
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -15,9 +16,15 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.exceptions import InvalidParameter, MandatoryParameterMissing
+from jobs.api.schema import NON_EMPTY_TEXT, TextField
+from jobs.exceptions import InvalidParameter
 from jobs.models import FulfillmentScope, Job, LifeCycleState, RatingState
-from jobs.services import JOB_IDENTIFIER_FIELDS, STATUS_IDENTIFIER_FIELDS, parse_identifier
+from jobs.services import (
+    JOB_IDENTIFIER_FIELDS,
+    MAX_ID,
+    STATUS_IDENTIFIER_FIELDS,
+    parse_identifier,
+)
 
 Selection = dict[str, "Selection | None"]
 
@@ -36,6 +43,12 @@ class SparseSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         if selection is not None:
             self.prune(selection)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for field in fields.values():
+            field.required = False  # fields_set may leave any field out of an answer
+        return fields
 
     def prune(self, selection: Selection) -> None:
         for name in list(self.fields):
@@ -201,23 +214,40 @@ class _ParsedField(serializers.Field):
         return False, data
 
 
+def fields_set_schema() -> dict[str, Any]:
+    """`fields_set` exactly as parse_fields_set accepts it, for the OpenAPI document."""
+    name = "(" + "|".join(re.escape(n) for n in allowed_names()) + ")"
+    return {
+        "type": "string",
+        "pattern": rf"^[ ,]*{name}[ ]*(,[ ,]*{name}[ ]*)*[ ,]*$",
+        "example": "id,number,status.name",
+        "description": "Comma-separated field names; a dotted name picks a nested field. "
+        f"Allowed: {', '.join(allowed_names())}. Absent: every field.",
+    }
+
+
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "string", "example": "id,number,status.name"},
-            {"type": "array", "items": {"type": "string"}},
-        ],
-        "description": "Comma-separated field names, or a list of them; dotted names pick "
-        "nested fields. Absent: every field.",
+            fields_set_schema(),
+            {"type": "array", "minItems": 1, "items": {"enum": list(allowed_names())}},
+        ]
     }
 )
 class FieldsSetField(_ParsedField):
     def to_internal_value(self, data: Any) -> Selection | None:
+        if data is None:
+            raise InvalidParameter(
+                "fields_set must not be null.", "Leave fields_set out to get every field."
+            )
         return parse_fields_set(data)
 
 
 def _identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
-    properties = {key: {"type": "integer" if key == "id" else "string"} for key in keys}
+    properties = {
+        key: {"type": "integer", "minimum": 1, "maximum": MAX_ID} if key == "id" else NON_EMPTY_TEXT
+        for key in keys
+    }
     return {
         "type": "object",
         "properties": properties,
@@ -245,7 +275,7 @@ class StatusIdentifierField(_ParsedField):
 class StartProgressInput(serializers.Serializer):
     """The body of POST jobs/{id}/start_progress."""
 
-    token = serializers.CharField(required=False, help_text="CRM.COM style: the token in the body")
+    token = TextField(required=False, help_text="CRM.COM style: the token in the body")
     status_identifier = StatusIdentifierField(required=False)
     fields_set = FieldsSetField(required=False)
 
@@ -253,13 +283,4 @@ class StartProgressInput(serializers.Serializer):
 class StartProgressByIdentifierInput(StartProgressInput):
     """The body of POST jobs/all_scopes/start_progress."""
 
-    job_identifier = JobIdentifierField(required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # Required, but with the contract's own code rather than a generic validation error.
-        if "job_identifier" not in attrs:
-            raise MandatoryParameterMissing(
-                "job_identifier is missing.",
-                'Name the job, e.g. "job_identifier": {"number": "JB00019"}.',
-            )
-        return attrs
+    job_identifier = JobIdentifierField()

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib.auth import authenticate
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -26,18 +25,18 @@ from jobs.api.authentication import LoginThrottle
 from jobs.api.envelope import envelope
 from jobs.api.filters import JobFilter
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import enveloped, errors
+from jobs.api.schema import TEXT, TextField, enveloped, errors
 from jobs.api.serializers import (
     JobSerializer,
     StartProgressByIdentifierInput,
     StartProgressInput,
-    allowed_names,
+    fields_set_schema,
     parse_fields_set,
     shaped,
 )
-from jobs.exceptions import JobNotFound, MandatoryParameterMissing, PermissionDenied
+from jobs.exceptions import JobNotFound, PermissionDenied
 from jobs.models import Channel, Job
-from jobs.services import ensure_can_start, start_progress
+from jobs.services import MAX_ID, ensure_can_start, start_progress
 
 START_ACTIONS = {"start_progress", "start_progress_by_identifier"}
 
@@ -56,14 +55,21 @@ class JobPermission(BasePermission):
         return True
 
 
+NUMBER_FILTER = OpenApiParameter("number", TEXT, description="job number, e.g. JB00019")
+ID_FILTERS = [
+    OpenApiParameter(name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description=text)
+    for name, text in (
+        ("type", "job type id"),
+        ("status", "job status id"),
+        ("assigned_user", "id of the user the job is assigned to"),
+    )
+]
+JOB_ID_IN_PATH = OpenApiParameter(
+    "id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, OpenApiParameter.PATH
+)
 FIELDS_SET_QUERY = [
-    OpenApiParameter(
-        "fields_set",
-        OpenApiTypes.STR,
-        description="Comma-separated field names (dotted names pick nested fields). "
-        f"Allowed: {', '.join(allowed_names())}. Absent: every field.",
-    ),
-    OpenApiParameter("fields", OpenApiTypes.STR, description="Alias of fields_set."),
+    OpenApiParameter("fields_set", fields_set_schema()),
+    OpenApiParameter("fields", fields_set_schema(), description="Alias of fields_set."),
 ]
 JOB_ENVELOPE = enveloped(JobSerializer(), "JobEnvelope")
 START_ERRORS = (
@@ -77,6 +83,14 @@ START_ERRORS = (
     "NO_DEFAULT_STATUS",
     "JOB_STATE_CONFLICT",
 )
+
+
+def job_id(raw: str) -> int:
+    """The id in the path; beyond the id column's range no job can have it."""
+    value = int(raw)
+    if not 1 <= value <= MAX_ID:
+        raise JobNotFound("No job has this id.", "Check the id and try again.")
+    return value
 
 
 class JobViewSet(viewsets.GenericViewSet):
@@ -105,7 +119,7 @@ class JobViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="List jobs, newest first",
-        parameters=FIELDS_SET_QUERY,
+        parameters=[*FIELDS_SET_QUERY, *ID_FILTERS, NUMBER_FILTER],
         responses={
             200: JobSerializer(many=True),
             **errors("AUTHENTICATION_FAILED", "PERMISSION_DENIED", "INVALID_PARAMETER"),
@@ -120,7 +134,7 @@ class JobViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="One job",
-        parameters=FIELDS_SET_QUERY,
+        parameters=[JOB_ID_IN_PATH, *FIELDS_SET_QUERY],
         responses={
             200: JOB_ENVELOPE,
             **errors(
@@ -129,7 +143,7 @@ class JobViewSet(viewsets.GenericViewSet):
         },
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return self._render(int(pk), self._query_selection())
+        return self._render(job_id(pk), self._query_selection())
 
     @extend_schema(
         summary="Start progress on the job named in the body (CRM.COM's method)",
@@ -144,6 +158,7 @@ class JobViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Start progress on this job",
+        parameters=[JOB_ID_IN_PATH],
         request=StartProgressInput,
         responses={200: JOB_ENVELOPE, **errors(*START_ERRORS)},
     )
@@ -151,7 +166,7 @@ class JobViewSet(viewsets.GenericViewSet):
     def start_progress(self, request: Request, pk: str) -> Response:
         body = StartProgressInput(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._start({"id": int(pk)}, body.validated_data)
+        return self._start({"id": job_id(pk)}, body.validated_data)
 
     def _start(self, job_identifier: dict[str, Any], body: dict[str, Any]) -> Response:
         job = start_progress(
@@ -164,9 +179,12 @@ class JobViewSet(viewsets.GenericViewSet):
 
 
 class LoginInput(serializers.Serializer):
-    username = serializers.CharField(required=False)
-    password = serializers.CharField(required=False, style={"input_type": "password"})
-    organisation = serializers.CharField(required=False, help_text="accepted and ignored")
+    # Credentials are taken as typed: a password may begin or end with a space.
+    username = TextField(trim_whitespace=False)
+    password = TextField(trim_whitespace=False, style={"input_type": "password"})
+    organisation = serializers.CharField(
+        required=False, allow_blank=True, help_text="accepted and ignored"
+    )
 
 
 class TokenView(APIView):
@@ -195,11 +213,6 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         body = LoginInput(data=request.data)
         body.is_valid(raise_exception=True)
-        missing = [name for name in ("username", "password") if not body.validated_data.get(name)]
-        if missing:
-            raise MandatoryParameterMissing(
-                f"{' and '.join(missing)} missing.", "Send username and password."
-            )
         user = authenticate(
             request._request,
             username=body.validated_data["username"],
@@ -211,7 +224,7 @@ class TokenView(APIView):
 
 
 class TokenReleaseInput(serializers.Serializer):
-    token = serializers.CharField(required=False)
+    token = TextField()
 
 
 class TokenReleaseView(APIView):
@@ -232,11 +245,8 @@ class TokenReleaseView(APIView):
     def post(self, request: Request) -> Response:
         body = TokenReleaseInput(data=request.data)
         body.is_valid(raise_exception=True)
-        raw = body.validated_data.get("token")
-        if not raw:
-            raise MandatoryParameterMissing("token is missing.", "Send the token to release.")
         try:
-            SlidingToken(raw).blacklist()
+            SlidingToken(body.validated_data["token"]).blacklist()
         except TokenError:
             raise AuthenticationFailed("The token is invalid, expired or released.") from None
         return Response(envelope(None))

@@ -1,0 +1,126 @@
+"""What schemathesis found, each fixed at its root and pinned here so it stays fixed."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from jobs.services import MAX_ID
+from tests.factories import JobFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+ROOT = "/crmapi/rest/v2/"
+START = ROOT + "jobs/all_scopes/start_progress"
+
+
+def code_of(response) -> tuple[int, str]:
+    return response.status_code, response.json()["status"]["code"]
+
+
+def schema() -> dict:
+    out = StringIO()
+    call_command("spectacular", "--format", "openapi-json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_options_is_an_enveloped_405_not_drfs_metadata_document(as_dispatcher):
+    response = as_dispatcher.options(ROOT + "jobs")
+    assert code_of(response) == (405, "METHOD_NOT_ALLOWED")
+
+
+def test_parameters_the_api_requires_are_required_in_the_schema():
+    components = schema()["components"]["schemas"]
+    assert "job_identifier" in components["StartProgressByIdentifierInputRequest"]["required"]
+    assert set(components["LoginInputRequest"]["required"]) == {"username", "password"}
+    assert components["TokenReleaseInputRequest"]["required"] == ["token"]
+
+
+def test_a_password_is_taken_as_typed_spaces_included(api):
+    UserFactory(username="spacey", password="  two spaces  ")
+    response = api.post(
+        ROOT + "authentication/token",
+        {"username": "spacey", "password": "  two spaces  "},
+        format="json",
+    )
+    assert code_of(response) == (200, "OK")
+
+
+def test_every_response_field_may_be_left_out_by_fields_set():
+    job = schema()["components"]["schemas"]["Job"]
+    assert "required" not in job
+
+
+def test_the_schema_spells_out_which_fields_set_names_exist():
+    parameters = schema()["paths"]["/crmapi/rest/v2/jobs"]["get"]["parameters"]
+    fields_set = next(p for p in parameters if p["name"] == "fields_set")
+    assert "assigned_to\\.user\\.username" in fields_set["schema"]["pattern"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"type": str(10**30)}, (400, "INVALID_PARAMETER")),
+        ({"status": str(MAX_ID + 1)}, (400, "INVALID_PARAMETER")),
+        ({"assigned_user": "-6.03e+16"}, (400, "INVALID_PARAMETER")),
+        ({"offset": str(10**20)}, (400, "INVALID_PARAMETER")),
+        ({"number": "JB\x00"}, (400, "INVALID_PARAMETER")),
+    ],
+)
+def test_numbers_beyond_a_64_bit_id_and_nul_characters_are_refused_not_a_500(
+    as_dispatcher, params, expected
+):
+    assert code_of(as_dispatcher.get(ROOT + "jobs", params)) == expected
+
+
+def test_an_id_in_the_path_beyond_64_bits_is_job_not_found(as_dispatcher):
+    huge = 10**25
+    assert code_of(as_dispatcher.get(f"{ROOT}jobs/{huge}")) == (404, "JOB_NOT_FOUND")
+    response = as_dispatcher.post(f"{ROOT}jobs/{huge}/start_progress", {}, format="json")
+    assert code_of(response) == (404, "JOB_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"job_identifier": {"id": 2**64}},
+        {"job_identifier": {"number": "JB\x0000001"}},
+        {"job_identifier": {"number": "JB00001"}, "status_identifier": {"id": 2**70}},
+        {"job_identifier": {"number": "JB00001"}, "status_identifier": {"name": "On\x00site"}},
+    ],
+)
+def test_identifiers_a_database_cannot_look_up_are_invalid_identifier(as_dispatcher, body):
+    JobFactory()
+    assert code_of(as_dispatcher.post(START, body, format="json")) == (400, "INVALID_IDENTIFIER")
+
+
+def test_a_blank_number_finds_nothing_rather_than_being_malformed(as_dispatcher):
+    response = as_dispatcher.post(START, {"job_identifier": {"number": "\x85"}}, format="json")
+    assert code_of(response) == (404, "JOB_NOT_FOUND")
+
+
+def test_fields_set_null_is_invalid_not_every_field(as_dispatcher):
+    job = JobFactory()
+    response = as_dispatcher.post(
+        START, {"job_identifier": {"number": job.number}, "fields_set": None}, format="json"
+    )
+    assert code_of(response) == (400, "INVALID_PARAMETER")
+
+
+def test_a_token_that_is_not_a_string_is_invalid_parameter(as_dispatcher):
+    job = JobFactory()
+    response = as_dispatcher.post(
+        f"{ROOT}jobs/{job.pk}/start_progress", {"token": 0}, format="json"
+    )
+    assert code_of(response) == (400, "INVALID_PARAMETER")
+
+
+def test_any_username_text_can_be_throttled(api):
+    odd = "\U0006a4aem\x17#\x00 é" * 5
+    for _ in range(10):
+        api.post(ROOT + "authentication/token", {"username": odd, "password": "x"}, format="json")
+    response = api.post(
+        ROOT + "authentication/token", {"username": odd, "password": "x"}, format="json"
+    )
+    assert code_of(response) == (429, "THROTTLED")

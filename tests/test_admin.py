@@ -211,14 +211,6 @@ def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
     assert four_batches - one_batch == 3 * per_batch
 
 
-def test_the_action_refuses_a_user_without_the_permission_and_changes_nothing(as_viewer, unchanged):
-    job = JobFactory()
-    unchanged()
-    response = run_action(as_viewer, [job], confirm="1", status="")
-    assert response.status_code in (200, 302)
-    assert states(job) == ["PENDING"]
-
-
 # --- the button on the change page -----------------------------------------------------------
 
 
@@ -258,14 +250,6 @@ def test_the_button_reports_a_refusal_as_a_message(as_dispatcher, unchanged):
     ((level, message),) = messages_of(response)
     assert level == "error"
     assert "no default status" in message
-
-
-def test_the_button_refuses_a_viewer_and_changes_nothing(as_viewer, unchanged):
-    job = JobFactory()
-    unchanged()
-    response = as_viewer.post(button_url(job), {"status": ""}, follow=True)
-    assert messages_of(response)[0][0] == "error"
-    assert states(job) == ["PENDING"]
 
 
 def test_the_button_only_answers_post(as_dispatcher):

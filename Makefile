@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint format bench graph clean
+.PHONY: install run demo test lint format bench load graph clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ bench: install
 	env -u DATABASE_URL $(PY) benchmarks/bulk_start.py
 	env -u DATABASE_URL $(PY) benchmarks/api.py
 	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_start.py && $(PY) benchmarks/api.py; fi
+
+# A real server under load: gunicorn on PostgreSQL, the API and the command racing (needs
+# DATABASE_URL=postgres://…; it works in a scratch database it creates and drops).
+load: install
+	$(PY) benchmarks/load.py
 
 # Regenerates the life cycle picture in the README from the model (needs Graphviz's `dot`).
 graph: install

@@ -1,0 +1,288 @@
+"""Load on a real server: gunicorn with 4 workers on PostgreSQL, the API and the command at once.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/jobs make load
+
+It creates a scratch database (<name>_load), 100 pending jobs and a dispatcher, starts gunicorn on
+127.0.0.1, then at the same time sends 200 start_progress requests (each job twice, from a pool of
+concurrent clients) and runs `start_job_progress` over the same 100 jobs. It checks, and exits
+non-zero unless: every job started exactly once, 100 log rows, every HTTP answer OK or
+JOB_STATE_CONFLICT, no 5xx. It prints requests per second and p50/p99 latency, then stops the
+server and drops the scratch database.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+JOBS = 100
+CLIENTS = 16
+COMMAND_BATCH = 1  # one commit per job: the command then takes as long as the HTTP burst
+START = "/crmapi/rest/v2/jobs/all_scopes/start_progress"
+PASSWORD = "load-test-only-password"  # a throwaway user in a throwaway database
+
+
+def main() -> int:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        print("load.py needs DATABASE_URL pointing at PostgreSQL; nothing was run.")
+        return 2
+    url = urlparse(base)
+    scratch = urlunparse(url._replace(path=f"{url.path.lstrip('/') or 'jobs'}_load"))
+    scratch = scratch.replace(f"{url.netloc}/", f"{url.netloc}/", 1)
+    name = urlparse(scratch).path.lstrip("/")
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch,
+        "DEBUG": "0",
+        "SECRET_KEY": "load-test-only-secret-key-" + "x" * 30,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOGIN_RATE": "1000/minute",
+        "LOG_LEVEL": "ERROR",  # 409s are the expected answer here, not news
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    recreate_database(base, name)
+    server = None
+    try:
+        manage("migrate", "--no-input", "-v", "0", env=env)
+        numbers = seed(env)
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                BIN / "gunicorn",
+                "config.wsgi:application",
+                "--workers",
+                "4",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        wait_until_serving(port)
+        return hammer(port, numbers, env)
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        drop_database(base, name)
+
+
+def hammer(port: int, numbers: list[str], env: dict[str, str]) -> int:
+    token = login(port)
+    requests = [number for number in numbers for _ in range(2)]
+    random.Random(7).shuffle(requests)
+    results: list[tuple[int, str, float]] = []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def one(number: str) -> None:
+        go.wait()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        began = time.perf_counter()
+        connection.request(
+            "POST",
+            START,
+            json.dumps({"job_identifier": {"number": number}, "fields_set": "id,life_cycle_state"}),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        response = connection.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - began
+        connection.close()
+        try:
+            code = json.loads(body)["status"]["code"]
+        except (ValueError, KeyError):
+            code = f"not an envelope: {body[:80]!r}"
+        with lock:
+            results.append((response.status, code, elapsed))
+
+    command = [
+        sys.executable,
+        "manage.py",
+        "start_job_progress",
+        *numbers,
+        "--user",
+        "load-dispatcher",
+        "--batch-size",
+        str(COMMAND_BATCH),
+    ]
+    command_lines: list[str] = []
+    began = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        futures = [pool.submit(one, number) for number in requests]
+        bulk = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**env, "PYTHONUNBUFFERED": "1"},  # each batch's lines as it commits
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # The command needs a second to start Django. Its lines come batch by batch, as each
+            # commits: the clients are let go at its first line, so both doors race for the rest.
+            for line in bulk.stdout:
+                command_lines.append(line)
+                if not go.is_set():
+                    began = time.perf_counter()
+                    go.set()
+            bulk.wait(timeout=60)
+        finally:
+            go.set()  # never leave the clients waiting, whatever happened to the command
+        for future in futures:
+            future.result()
+        http_seconds = time.perf_counter() - began
+
+    started_by_api = sum(1 for _, code, _ in results if code == "OK")
+    started_by_command = sum(1 for line in command_lines if line.startswith("started "))
+    latencies = sorted(elapsed for _, _, elapsed in results)
+    codes = sorted({code for _, code, _ in results})
+    print(
+        f"\n{len(results)} start_progress requests from {CLIENTS} clients against gunicorn "
+        f"(4 workers) while start_job_progress ran over the same {len(numbers)} jobs"
+    )
+    print(f"  requests/s        {len(results) / http_seconds:8.1f}")
+    print(f"  latency p50       {statistics.median(latencies) * 1000:8.1f} ms")
+    print(f"  latency p99       {latencies[int(len(latencies) * 0.99) - 1] * 1000:8.1f} ms")
+    print(f"  answers           {', '.join(codes)}")
+    print(f"  started by API    {started_by_api:8d}")
+    print(f"  started by command{started_by_command:8d}  (exit {bulk.returncode})")
+
+    per_job, log_rows = database_facts(env)
+    failures = []
+    if any(status >= 500 for status, _, _ in results):
+        failures.append("a 5xx answer")
+    if set(codes) - {"OK", "JOB_STATE_CONFLICT"}:
+        failures.append(f"unexpected answers {codes}")
+    if started_by_api + started_by_command != len(numbers):
+        failures.append(f"{started_by_api} + {started_by_command} starts for {len(numbers)} jobs")
+    if per_job != {"IN_PROGRESS": len(numbers)}:
+        failures.append(f"job states {per_job}")
+    if log_rows != len(numbers):
+        failures.append(f"{log_rows} log rows")
+    print(f"  log rows          {log_rows:8d}   job states {per_job}")
+    print(
+        "  every job started exactly once: "
+        + ("yes" if not failures else "NO: " + "; ".join(failures))
+    )
+    return 1 if failures else 0
+
+
+def seed(env: dict[str, str]) -> list[str]:
+    script = f"""
+from django.contrib.auth.models import Permission, User
+from jobs.models import Job, JobStatus, JobType, LifeCycleState
+user = User.objects.create_user("load-dispatcher", password={PASSWORD!r})
+user.user_permissions.add(*Permission.objects.filter(codename__in=["start_progress_job",
+                                                                   "view_job"]))
+job_type = JobType.objects.create(name="Load", alternative_code="LOAD")
+pending = JobStatus.objects.create(name="Load pending", alternative_code="LOAD-P",
+                                   life_cycle_state=LifeCycleState.PENDING)
+working = JobStatus.objects.create(name="Load working", alternative_code="LOAD-W",
+                                   life_cycle_state=LifeCycleState.IN_PROGRESS)
+job_type.allowed_statuses.add(pending, working)
+job_type.default_start_status = working
+job_type.save()
+jobs = [Job(type=job_type, status=pending, life_cycle_state=LifeCycleState.PENDING)
+        for _ in range({JOBS})]
+for job in jobs:
+    job.save()
+print(",".join(job.number for job in jobs))
+"""
+    out = manage("shell", "-c", script, env=env)
+    return out.strip().splitlines()[-1].split(",")
+
+
+def database_facts(env: dict[str, str]) -> tuple[dict[str, int], int]:
+    script = """
+import json
+from django.db.models import Count
+from jobs.models import Job, JobTransitionLog
+states = dict(Job.objects.values_list("life_cycle_state").annotate(n=Count("id")))
+once = JobTransitionLog.objects.values("job").annotate(n=Count("id")).filter(n=1).count()
+print(json.dumps([states, JobTransitionLog.objects.count(), once]))
+"""
+    states, rows, once = json.loads(manage("shell", "-c", script, env=env).strip().splitlines()[-1])
+    return states, rows if once == rows else -rows
+
+
+def login(port: int) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(
+        "POST",
+        "/crmapi/rest/v2/authentication/token",
+        json.dumps({"username": "load-dispatcher", "password": PASSWORD}),
+        {"Content-Type": "application/json"},
+    )
+    return json.loads(connection.getresponse().read())["data"]["token"]
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode:
+        raise SystemExit(f"manage.py {args[0]} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/crmapi/rest/v2/schema")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start serving in time")
+
+
+def _admin_connection(base: str):
+    import psycopg
+
+    url = urlparse(base)
+    return psycopg.connect(urlunparse(url._replace(path="/postgres")), autocommit=True)
+
+
+def recreate_database(base: str, name: str) -> None:
+    with _admin_connection(base) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(base: str, name: str) -> None:
+    with _admin_connection(base) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(main())

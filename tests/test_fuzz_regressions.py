@@ -124,3 +124,22 @@ def test_any_username_text_can_be_throttled(api):
         ROOT + "authentication/token", {"username": odd, "password": "x"}, format="json"
     )
     assert code_of(response) == (429, "THROTTLED")
+
+
+def test_a_body_token_of_spaces_is_text_not_a_missing_parameter(as_dispatcher):
+    job = JobFactory()
+    response = as_dispatcher.post(
+        f"{ROOT}jobs/{job.pk}/start_progress", {"token": " "}, format="json"
+    )
+    assert code_of(response) == (200, "OK")  # the header's token authenticates; " " is ignored
+
+
+def test_an_invalid_fields_alias_is_refused_even_beside_a_valid_fields_set(as_dispatcher):
+    JobFactory()
+    response = as_dispatcher.get(ROOT + "jobs", {"fields_set": "id", "fields": ""})
+    assert code_of(response) == (400, "INVALID_PARAMETER")
+
+
+@pytest.mark.parametrize("name", ["life_cycle_state", "type", "number"])
+def test_an_empty_filter_is_invalid_parameter_not_ignored(as_dispatcher, name):
+    assert code_of(as_dispatcher.get(ROOT + "jobs", {name: ""})) == (400, "INVALID_PARAMETER")

@@ -1,6 +1,7 @@
 import django_filters
 from django import forms
 
+from jobs.exceptions import InvalidParameter
 from jobs.models import Job, LifeCycleState
 from jobs.services import MAX_ID
 
@@ -26,3 +27,13 @@ class JobFilter(django_filters.FilterSet):
     class Meta:
         model = Job
         fields = ["life_cycle_state", "type", "status", "assigned_user", "number"]
+
+    def filter_queryset(self, queryset):
+        # django-filter reads an empty value as "no filter" (a web-form habit); for an API client
+        # an empty filter is a mistake worth saying, as the schema does.
+        empty = [name for name in self.filters if self.data.get(name) == ""]
+        if empty:
+            raise InvalidParameter(
+                f"{empty[0]} is empty.", "Leave a filter out, or give it a value."
+            )
+        return super().filter_queryset(queryset)

@@ -10,7 +10,6 @@ from rest_framework import serializers
 from jobs.api.envelope import ERROR_CODES, HTTP_STATUS
 
 # Text as Django accepts it: forms and DRF refuse NUL characters, and PostgreSQL cannot store them.
-TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
 NON_EMPTY_TEXT = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]+$"}
 
 
@@ -18,6 +17,11 @@ NON_EMPTY_TEXT = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]+$"}
 class TextField(serializers.CharField):
     """A string parameter, documented with what Django refuses in it. Strict: DRF's CharField
     would quietly turn a number into text, which the schema does not allow."""
+
+    def __init__(self, **kwargs: object) -> None:
+        # Taken as typed, as the schema describes it: tokens and passwords are not trimmed.
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str):

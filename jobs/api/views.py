@@ -25,7 +25,7 @@ from jobs.api.authentication import LoginThrottle
 from jobs.api.envelope import envelope
 from jobs.api.filters import JobFilter
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import TEXT, TextField, enveloped, errors
+from jobs.api.schema import NON_EMPTY_TEXT, TextField, enveloped, errors
 from jobs.api.serializers import (
     JobSerializer,
     StartProgressByIdentifierInput,
@@ -55,7 +55,7 @@ class JobPermission(BasePermission):
         return True
 
 
-NUMBER_FILTER = OpenApiParameter("number", TEXT, description="job number, e.g. JB00019")
+NUMBER_FILTER = OpenApiParameter("number", NON_EMPTY_TEXT, description="job number, e.g. JB00019")
 ID_FILTERS = [
     OpenApiParameter(name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description=text)
     for name, text in (
@@ -102,12 +102,13 @@ class JobViewSet(viewsets.GenericViewSet):
     pagination_class = CrmPagination
     lookup_value_regex = r"[0-9]+"
 
-    def _serializer(self, instance: Any, selection: Any, many: bool = False) -> JobSerializer:
-        return JobSerializer(instance, many=many, selection=selection)
-
     def _query_selection(self) -> Any:
+        # `fields` is an alias; each one given must be valid, and fields_set wins if both are.
         params = self.request.query_params
-        return parse_fields_set(params.get("fields_set", params.get("fields")))
+        given = [
+            parse_fields_set(params[name]) for name in ("fields_set", "fields") if name in params
+        ]
+        return given[0] if given else None
 
     def _render(self, job_pk: int, selection: Any) -> Response:
         serializer = JobSerializer(selection=selection)
@@ -179,9 +180,9 @@ class JobViewSet(viewsets.GenericViewSet):
 
 
 class LoginInput(serializers.Serializer):
-    # Credentials are taken as typed: a password may begin or end with a space.
-    username = TextField(trim_whitespace=False)
-    password = TextField(trim_whitespace=False, style={"input_type": "password"})
+    # Credentials are taken as typed (TextField): a password may begin or end with a space.
+    username = TextField()
+    password = TextField(style={"input_type": "password"})
     organisation = serializers.CharField(
         required=False, allow_blank=True, help_text="accepted and ignored"
     )

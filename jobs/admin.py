@@ -269,13 +269,10 @@ class JobAdmin(admin.ModelAdmin):
     def _start_selected(self, request: HttpRequest, queryset: QuerySet[Job], status_id: str):
         try:
             summary = bulk_start_progress(
-                jobs=queryset,
-                status={"id": status_id} if status_id else None,
-                user=request.user,
-                channel=Channel.ADMIN,
+                jobs=queryset, status=chosen(status_id), user=request.user, channel=Channel.ADMIN
             )
         except JobsError as refusal:
-            self.message_user(request, f"{refusal.message} {refusal.description}", messages.ERROR)
+            self._refused(request, refusal)
             return
         except DatabaseError:
             self.message_user(
@@ -294,6 +291,9 @@ class JobAdmin(admin.ModelAdmin):
         if summary.skipped:
             self.message_user(request, skipped_message(summary.skipped), messages.WARNING)
 
+    def _refused(self, request: HttpRequest, refusal: JobsError) -> None:
+        self.message_user(request, f"{refusal.message} {refusal.description}", messages.ERROR)
+
     # --- the button on the change page --------------------------------------------------------
 
     def get_urls(self):
@@ -309,16 +309,15 @@ class JobAdmin(admin.ModelAdmin):
     def start_progress_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        status_id = request.POST.get("status") or None
         try:
             job = start_progress(
                 job=object_id,
-                status={"id": status_id} if status_id else None,
+                status=chosen(request.POST.get("status")),
                 user=request.user,
                 channel=Channel.ADMIN,
             )
         except JobsError as refusal:
-            self.message_user(request, f"{refusal.message} {refusal.description}", messages.ERROR)
+            self._refused(request, refusal)
         else:
             self.message_user(request, f"Job {job.number} started.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
@@ -343,6 +342,11 @@ class JobAdmin(admin.ModelAdmin):
             else "",
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def chosen(status_id: str | None) -> dict[str, str] | None:
+    """The status picked in a form ("" for the type's default) as the service's identifier."""
+    return {"id": status_id} if status_id else None
 
 
 def statuses_allowed_for_every_type(jobs: QuerySet[Job]) -> list[JobStatus]:

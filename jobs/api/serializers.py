@@ -75,19 +75,20 @@ class AssignmentSerializer(SparseSerializer):
     unit = UnitSerializer(allow_null=True)
 
 
-class JobTypeSerializer(SparseSerializer):
+class CatalogEntrySerializer(SparseSerializer):
+    """What job types and statuses have in common, as CRM.COM names them."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
     alternative_code = serializers.CharField()
     description = serializers.CharField()
+
+
+class JobTypeSerializer(CatalogEntrySerializer):
     fulfillment_scope = serializers.ChoiceField(choices=FulfillmentScope.choices)
 
 
-class JobStatusSerializer(SparseSerializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    alternative_code = serializers.CharField()
-    description = serializers.CharField()
+class JobStatusSerializer(CatalogEntrySerializer):
     life_cycle_state = serializers.ChoiceField(choices=LifeCycleState.choices)
 
 

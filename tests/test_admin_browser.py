@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from jobs.models import Job, LifeCycleState
 from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory, UserFactory
@@ -93,3 +94,6 @@ def test_a_dispatcher_starts_three_pending_jobs_from_the_admin(live_server, brow
     assert started.count() == 3
     assert {job.status for job in started} == {onsite}
     assert set(started.values_list("pk", flat=True)) <= {job.pk for job in pending}
+    # This body ran beside Playwright's event loop, where Django keeps a connection apart from
+    # the one teardown closes; left open, PostgreSQL could not drop the test database.
+    connections.close_all()

@@ -5,7 +5,8 @@ the model cannot: the permission check (django-fsm does not check `permission=` 
 resolving the status, the compare-and-set write, the transition log, and batching.
 
 Query budget: one start is at most 6 queries (permission 2, lock 1, status 1, update 1, log 1); a
-bulk start is 3 per batch (lock, update, log) plus at most 4 per run (permission 2, status 2).
+bulk start is 3 per batch (lock, update, log) plus at most 5 per run (permission 2, status 2, the
+job types 1).
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class _LostRace(Exception):
     """A job changed state between our read and our write: the batch must be redone."""
 
 
-def _start_in_memory(job: Job, status: JobStatus, *, user: Any, channel: str, at: Any) -> tuple:
+def _start_in_memory(job: Job, status: JobStatus, *, user: Any, channel: str, at: _Moment) -> tuple:
     """Run the model's transition and return the log row it makes (values in _LOG_FIELDS order;
     `at` already adapted for the database, see _persist)."""
     from_status_id = job.status_id
@@ -358,10 +359,6 @@ class BulkSummary:
     skipped: list[Outcome] = field(default_factory=list)
     dry_run: bool = False
 
-    @property
-    def total(self) -> int:
-        return self.started + len(self.skipped)
-
 
 def _dedupe(numbers: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(n.strip() for n in numbers if n and n.strip()))
@@ -416,7 +413,7 @@ def bulk_start_progress(
                 break
             last_pk = loaded[-1].pk
     else:
-        numbers = list(dict.fromkeys(n.strip() for n in jobs if n and n.strip()))
+        numbers = _dedupe(jobs)
         for start in range(0, len(numbers), size):
             chunk = numbers[start : start + size]
             outcomes, _ = run.batch(Job.objects.filter(number__in=chunk))

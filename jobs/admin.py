@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -28,7 +28,12 @@ from jobs.models import (
     JobType,
     LifeCycleState,
 )
-from jobs.services import Outcome, bulk_start_progress, start_progress
+from jobs.services import (
+    Outcome,
+    bulk_start_progress,
+    start_progress,
+    statuses_allowed_for_every_type,
+)
 
 # How the admin names a skip reason in its summary message.
 SKIP_LABELS = {
@@ -347,23 +352,6 @@ class JobAdmin(admin.ModelAdmin):
 def chosen(status_id: str | None) -> dict[str, str] | None:
     """The status picked in a form ("" for the type's default) as the service's identifier."""
     return {"id": status_id} if status_id else None
-
-
-def statuses_allowed_for_every_type(jobs: QuerySet[Job]) -> list[JobStatus]:
-    """The IN_PROGRESS statuses that every job type among `jobs` allows: two queries."""
-    type_ids = list(jobs.order_by().values_list("type_id", flat=True).distinct())
-    if not type_ids:
-        return []
-    return list(
-        JobStatus.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
-        .annotate(
-            types_allowing=Count(
-                "allowed_for_types", filter=Q(allowed_for_types__in=type_ids), distinct=True
-            )
-        )
-        .filter(types_allowing=len(type_ids))
-        .order_by("name")
-    )
 
 
 def skipped_message(skipped: list[Outcome]) -> str:

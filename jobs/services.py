@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Case, Exists, F, OuterRef, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from jobs.exceptions import (
@@ -183,6 +183,23 @@ class StatusResolver:
                 "Choose an IN_PROGRESS status that the job's type allows.",
             )
         return status
+
+
+def statuses_allowed_for_every_type(jobs: QuerySet[Job]) -> list[JobStatus]:
+    """The IN_PROGRESS statuses that every job type among `jobs` allows: two queries."""
+    type_ids = list(jobs.order_by().values_list("type_id", flat=True).distinct())
+    if not type_ids:
+        return []
+    return list(
+        JobStatus.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
+        .annotate(
+            types_allowing=Count(
+                "allowed_for_types", filter=Q(allowed_for_types__in=type_ids), distinct=True
+            )
+        )
+        .filter(types_allowing=len(type_ids))
+        .order_by("name")
+    )
 
 
 def _check_can_start(job: Job, resolver: StatusResolver) -> JobStatus:
@@ -490,4 +507,5 @@ __all__ = [
     "ensure_can_start",
     "parse_identifier",
     "start_progress",
+    "statuses_allowed_for_every_type",
 ]

@@ -31,8 +31,9 @@ def plain_start_progress(request):
 
     from jobs.api.envelope import envelope
     from jobs.api.serializers import JobSerializer, parse_fields_set, shaped
+    from jobs.identifiers import JOB_IDENTIFIER_FIELDS, parse_identifier
     from jobs.models import Channel, Job
-    from jobs.services import JOB_IDENTIFIER_FIELDS, parse_identifier, start_progress
+    from jobs.services import start_progress
 
     auth = JWTAuthentication()
     token = auth.get_validated_token(auth.get_raw_token(auth.get_header(request)))

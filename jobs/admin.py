@@ -1,49 +1,31 @@
-"""The dispatchers' door. Starting progress, one job or hundreds, goes through jobs.services."""
+"""The dispatchers' door. Every transition, one job or thousands, goes through jobs.services by
+way of `TransitionAdminMixin`; the classes here only configure the pages."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import DatabaseError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
-from jobs.exceptions import JobsError
+from jobs.admin_transitions import TransitionAdminMixin
 from jobs.models import (
-    START_PROGRESS_PERMISSION,
     Assignment,
-    Channel,
     Job,
+    JobCancellationReason,
     JobStatus,
     JobTransitionLog,
     JobType,
-    LifeCycleState,
 )
-from jobs.services import (
-    Outcome,
-    bulk_start_progress,
-    start_progress,
-    statuses_allowed_for_every_type,
-)
+from jobs.transitions import TRANSITIONS
 
-# How the admin names a skip reason in its summary message.
-SKIP_LABELS = {
-    "JOB_STATE_CONFLICT": "not pending",
-    "NO_DEFAULT_STATUS": "no default status",
-    "STATUS_NOT_ALLOWED": "status not allowed for its type",
-    "STATUS_NOT_FOUND": "status not found",
-    "JOB_NOT_FOUND": "not found",
-}
-NAMED_IN_MESSAGE = 5
+# Each default-status field offers the statuses of its transition's target state.
+DEFAULT_STATUS_STATES = {t.default_status_field: t.target for t in TRANSITIONS.values()}
 
 
 @admin.register(JobStatus)
@@ -62,7 +44,8 @@ class JobTypeForm(forms.ModelForm):
             "description",
             "fulfillment_scope",
             "allowed_statuses",
-            "default_start_status",
+            *DEFAULT_STATUS_STATES,
+            "default_cancellation_reason",
             "expiration_settings",
             "expiration_days",
         ]
@@ -82,22 +65,28 @@ class JobTypeAdmin(admin.ModelAdmin):
         "name",
         "alternative_code",
         "fulfillment_scope",
-        "default_start_status",
+        *DEFAULT_STATUS_STATES,
         "expiration_settings",
     ]
     list_filter = ["fulfillment_scope", "expiration_settings"]
-    list_select_related = ["default_start_status"]
+    list_select_related = [*DEFAULT_STATUS_STATES]
     search_fields = ["name", "alternative_code"]
     filter_horizontal = ["allowed_statuses"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "default_start_status":
+        if db_field.name in DEFAULT_STATUS_STATES:
             # Which of these the type allows is checked on save, against the statuses chosen
             # in the same form.
             kwargs["queryset"] = JobStatus.objects.filter(
-                life_cycle_state=LifeCycleState.IN_PROGRESS
+                life_cycle_state=DEFAULT_STATUS_STATES[db_field.name]
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(JobCancellationReason)
+class JobCancellationReasonAdmin(admin.ModelAdmin):
+    list_display = ["name", "alternative_code", "description"]
+    search_fields = ["name", "alternative_code"]
 
 
 class AssignmentInline(admin.StackedInline):
@@ -115,17 +104,23 @@ class TransitionLogInline(admin.TabularInline):
     ordering = ["-created_at", "-id"]
     fields = readonly_fields = [
         "created_at",
+        "transition",
         "from_state",
         "to_state",
         "from_status",
         "to_status",
         "user",
         "channel",
+        "cancellation_reason",
     ]
     verbose_name_plural = "transition history"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).select_related("from_status", "to_status", "user")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("from_status", "to_status", "user", "cancellation_reason")
+        )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -134,20 +129,8 @@ class TransitionLogInline(admin.TabularInline):
         return False
 
 
-class StartProgressForm(forms.Form):
-    status = forms.ChoiceField(
-        label="Start in status", required=False, help_text="Each job's type decides by default."
-    )
-
-    def __init__(self, *args: Any, statuses: list[JobStatus], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["status"].choices = [("", "The type's default status")] + [
-            (str(s.pk), s.name) for s in statuses
-        ]
-
-
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "short_description",
@@ -174,6 +157,9 @@ class JobAdmin(admin.ModelAdmin):
         "rating_state",
         "scheduled_date",
         "expiration_date",
+        "cancellation_reason",
+        "actual_start_date",
+        "actual_completed_date",
         "created_date",
         "created_by_user",
         "updated_date",
@@ -182,14 +168,15 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "number",
         "life_cycle_state",
+        "cancellation_reason",
+        "actual_start_date",
+        "actual_completed_date",
         "created_date",
         "created_by_user",
         "updated_date",
         "updated_by_user",
     ]
     inlines = [AssignmentInline, TransitionLogInline]
-    actions = ["start_progress_action"]
-    change_form_template = "admin/jobs/job/change_form.html"
 
     @admin.display(description="description")
     def short_description(self, job: Job) -> str:
@@ -201,9 +188,6 @@ class JobAdmin(admin.ModelAdmin):
             return str(job.assigned_to)
         except ObjectDoesNotExist:
             return "—"
-
-    def has_start_progress_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(START_PROGRESS_PERMISSION)
 
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
         if not change:
@@ -224,152 +208,6 @@ class JobAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(request.path)
 
-    # --- the bulk action ----------------------------------------------------------------------
-
-    @admin.action(description="Start progress", permissions=["start_progress"])
-    def start_progress_action(
-        self, request: HttpRequest, queryset: QuerySet[Job]
-    ) -> HttpResponse | None:
-        statuses = statuses_allowed_for_every_type(queryset)
-        form = StartProgressForm(
-            request.POST if "confirm" in request.POST else None, statuses=statuses
-        )
-        if form.is_bound and form.is_valid():
-            self._start_selected(request, queryset, form.cleaned_data["status"])
-            return None  # back to the changelist, where the messages are shown
-        return self._confirmation_page(request, queryset, form)
-
-    def _confirmation_page(
-        self, request: HttpRequest, queryset: QuerySet[Job], form: StartProgressForm
-    ) -> HttpResponse | None:
-        will_start: list[str] = []
-        try:
-            preview = bulk_start_progress(
-                jobs=queryset,
-                user=request.user,
-                channel=Channel.ADMIN,
-                dry_run=True,
-                on_batch=lambda outcomes: will_start.extend(
-                    o.number for o in outcomes if o.started
-                ),
-            )
-        except JobsError as refusal:
-            self.message_user(request, refusal.message, messages.ERROR)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Start progress",
-            "opts": self.model._meta,
-            "will_start": will_start,
-            "skipped": preview.skipped,
-            "form": form,
-            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-            "action_name": "start_progress_action",
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            "media": self.media,
-        }
-        return TemplateResponse(request, "admin/jobs/job/start_progress_confirmation.html", context)
-
-    def _start_selected(self, request: HttpRequest, queryset: QuerySet[Job], status_id: str):
-        try:
-            summary = bulk_start_progress(
-                jobs=queryset, status=chosen(status_id), user=request.user, channel=Channel.ADMIN
-            )
-        except JobsError as refusal:
-            self._refused(request, refusal)
-            return
-        except DatabaseError:
-            self.message_user(
-                request,
-                "A batch failed and was rolled back; jobs in earlier batches were started. "
-                "Run the action again to start the rest.",
-                messages.ERROR,
-            )
-            return
-        if summary.started:
-            self.message_user(
-                request,
-                f"{summary.started} job{'s' if summary.started != 1 else ''} started.",
-                messages.SUCCESS,
-            )
-        if summary.skipped:
-            self.message_user(request, skipped_message(summary.skipped), messages.WARNING)
-
-    def _refused(self, request: HttpRequest, refusal: JobsError) -> None:
-        self.message_user(request, f"{refusal.message} {refusal.description}", messages.ERROR)
-
-    # --- the button on the change page --------------------------------------------------------
-
-    def get_urls(self):
-        return [
-            path(
-                "<int:object_id>/start-progress/",
-                self.admin_site.admin_view(self.start_progress_view),
-                name="jobs_job_start_progress",
-            ),
-            *super().get_urls(),
-        ]
-
-    def start_progress_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        try:
-            job = start_progress(
-                job=object_id,
-                status=chosen(request.POST.get("status")),
-                user=request.user,
-                channel=Channel.ADMIN,
-            )
-        except JobsError as refusal:
-            self._refused(request, refusal)
-        else:
-            self.message_user(request, f"Job {job.number} started.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[object_id]))
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
-    ) -> HttpResponse:
-        job = Job.objects.filter(pk=object_id).select_related("type").first()
-        can_start = (
-            job is not None
-            and job.life_cycle_state == LifeCycleState.PENDING
-            and self.has_start_progress_permission(request)
-        )
-        extra_context = {
-            **(extra_context or {}),
-            "can_start_progress": can_start,
-            "start_statuses": statuses_allowed_for_every_type(Job.objects.filter(pk=object_id))
-            if can_start
-            else [],
-            "start_progress_url": reverse("admin:jobs_job_start_progress", args=[object_id])
-            if can_start
-            else "",
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-
-def chosen(status_id: str | None) -> dict[str, str] | None:
-    """The status picked in a form ("" for the type's default) as the service's identifier."""
-    return {"id": status_id} if status_id else None
-
-
-def skipped_message(skipped: list[Outcome]) -> str:
-    """ "3 skipped: JB00001, JB00006 (not pending); JB00002 (no default status)"."""
-    by_reason: dict[str, list[str]] = defaultdict(list)
-    for outcome in skipped:
-        by_reason[SKIP_LABELS.get(outcome.code, outcome.code)].append(outcome.number)
-    groups = []
-    for label, numbers in by_reason.items():
-        named = ", ".join(numbers[:NAMED_IN_MESSAGE])
-        more = (
-            f" and {len(numbers) - NAMED_IN_MESSAGE} more"
-            if len(numbers) > NAMED_IN_MESSAGE
-            else ""
-        )
-        groups.append(f"{named}{more} ({label})")
-    return f"{len(skipped)} skipped: " + "; ".join(groups)
-
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
@@ -383,8 +221,17 @@ class AssignmentAdmin(admin.ModelAdmin):
 class JobTransitionLogAdmin(admin.ModelAdmin):
     """The record of what happened: readable, never editable."""
 
-    list_display = ["created_at", "job", "from_state", "to_state", "to_status", "user", "channel"]
-    list_filter = ["channel", "to_state"]
+    list_display = [
+        "created_at",
+        "job",
+        "transition",
+        "from_state",
+        "to_state",
+        "to_status",
+        "user",
+        "channel",
+    ]
+    list_filter = ["transition", "channel", "to_state"]
     list_select_related = ["job", "to_status", "user"]
     search_fields = ["job__number"]
 

@@ -1,4 +1,5 @@
-"""The domain's few failures, each carrying the error code of the contract (shared/spec).
+"""The domain's few failures, each carrying its error code from the API contract (the README
+lists every code).
 
 Doors translate them: the API into the envelope, the admin into messages, the command into
 lines and exit codes. Nothing here knows about HTTP.
@@ -48,3 +49,11 @@ class NoDefaultStatus(JobsError):
 
 class JobStateConflict(JobsError):
     code = "JOB_STATE_CONFLICT"
+
+
+class CancellationReasonNotFound(JobsError):
+    code = "CANCELLATION_REASON_NOT_FOUND"
+
+
+class JobTypeNotFound(JobsError):
+    code = "JOB_TYPE_NOT_FOUND"

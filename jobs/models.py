@@ -18,6 +18,8 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 START_PROGRESS_PERMISSION = "jobs.start_progress_job"
+COMPLETE_PERMISSION = "jobs.complete_job"
+CANCEL_PERMISSION = "jobs.cancel_job"
 
 
 class LifeCycleState(models.TextChoices):
@@ -83,6 +85,32 @@ class JobStatus(models.Model):
         return self.name
 
 
+class JobCancellationReason(models.Model):
+    """Why a job was cancelled (CRM.COM's cancellation reasons)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    alternative_code = models.CharField(max_length=50, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.ForeignKey:
+    return models.ForeignKey(
+        JobStatus,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=verbose_name,
+        help_text=f"An allowed status in the {state.label} state.",
+    )
+
+
 class JobType(models.Model):
     name = models.CharField(max_length=100, unique=True)
     alternative_code = models.CharField(max_length=50, unique=True)
@@ -91,14 +119,22 @@ class JobType(models.Model):
         max_length=40, choices=FulfillmentScope.choices, default=FulfillmentScope.GENERIC_PURPOSE
     )
     allowed_statuses = models.ManyToManyField(JobStatus, related_name="allowed_for_types")
-    default_start_status = models.ForeignKey(
-        JobStatus,
+    default_start_status = _default_status_field(
+        "default status on start progress", LifeCycleState.IN_PROGRESS
+    )
+    default_complete_status = _default_status_field(
+        "default status on complete", LifeCycleState.COMPLETED
+    )
+    default_cancel_status = _default_status_field(
+        "default status on cancel", LifeCycleState.CANCELLED
+    )
+    default_cancellation_reason = models.ForeignKey(
+        JobCancellationReason,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        verbose_name="default status on start progress",
-        help_text="An allowed status in the In progress state.",
+        help_text="Recorded when a job of this type is cancelled without a reason.",
     )
     expiration_settings = models.CharField(
         max_length=40, choices=ExpirationSetting.choices, default=ExpirationSetting.NONE
@@ -132,20 +168,28 @@ class JobType(models.Model):
         }
         if needs_days and self.expiration_days is None:
             raise ValidationError({"expiration_days": "Required by this expiration setting."})
-        status = self.default_start_status
-        if status is not None and status.life_cycle_state != LifeCycleState.IN_PROGRESS:
-            raise ValidationError(
-                {"default_start_status": "The default status on start must be In progress."}
-            )
+        # Each transition names the type field that holds its default status: the status must be
+        # in the transition's target state and allowed for the type.
+        from jobs.transitions import TRANSITIONS
+
         # Whether it is allowed depends on the many-to-many, which a form saves after this runs:
         # a form sets `allowed_statuses_to_save` to what it is about to save.
         allowed = getattr(self, "allowed_statuses_to_save", None)
         if allowed is None and self.pk is not None:
             allowed = self.allowed_statuses.all()
-        if status is not None and allowed is not None and status not in allowed:
-            raise ValidationError(
-                {"default_start_status": "The default status on start must be an allowed status."}
-            )
+        errors = {}
+        for declared in TRANSITIONS.values():
+            field = declared.default_status_field
+            status = getattr(self, field)
+            label = self._meta.get_field(field).verbose_name
+            if status is None:
+                continue
+            if status.life_cycle_state != declared.target:
+                errors[field] = f"The {label} must be {LifeCycleState(declared.target).label}."
+            elif allowed is not None and status not in allowed:
+                errors[field] = f"The {label} must be an allowed status."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Job(ConcurrentTransitionMixin, models.Model):
@@ -167,6 +211,16 @@ class Job(ConcurrentTransitionMixin, models.Model):
         max_length=20, choices=RatingState.choices, default=RatingState.PENDING
     )
     expiration_date = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.ForeignKey(
+        JobCancellationReason,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        editable=False,
+    )
+    actual_start_date = models.DateTimeField(null=True, blank=True, editable=False)
+    actual_completed_date = models.DateTimeField(null=True, blank=True, editable=False)
     scheduled_date = models.DateTimeField(null=True, blank=True)
     created_date = models.DateTimeField(default=timezone.now, editable=False)
     created_by_user = models.ForeignKey(
@@ -189,10 +243,24 @@ class Job(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-created_date", "-id"]
-        permissions = [("start_progress_job", "Can start progress on jobs")]
+        permissions = [
+            ("start_progress_job", "Can start progress on jobs"),
+            ("complete_job", "Can complete jobs"),
+            ("cancel_job", "Can cancel jobs"),
+        ]
         constraints = [
             _in_choices("life_cycle_state", LifeCycleState),
             _in_choices("rating_state", RatingState),
+            models.CheckConstraint(
+                condition=Q(cancellation_reason__isnull=True)
+                | Q(life_cycle_state=LifeCycleState.CANCELLED),
+                name="job_cancellation_reason_only_when_cancelled",
+            ),
+            models.CheckConstraint(
+                condition=Q(actual_completed_date__isnull=True)
+                | Q(life_cycle_state=LifeCycleState.COMPLETED),
+                name="job_actual_completed_date_only_when_completed",
+            ),
         ]
         indexes = [models.Index(fields=["-created_date", "-id"], name="job_newest_first")]
 
@@ -248,22 +316,36 @@ class Job(ConcurrentTransitionMixin, models.Model):
     def start_progress(self, *, status: JobStatus, by, at: datetime) -> None:
         """Start work. `status` is already resolved: the requested one or the type's default."""
         self._enter(status, by, at, LifeCycleState.IN_PROGRESS)
+        self.actual_start_date = at
         if self.type.expiration_settings == ExpirationSetting.ON_START_PROGRESS:
             self.expiration_date = at + timedelta(days=self.type.expiration_days)
 
     @transition(
-        field=life_cycle_state, source=LifeCycleState.IN_PROGRESS, target=LifeCycleState.COMPLETED
+        field=life_cycle_state,
+        source=LifeCycleState.IN_PROGRESS,
+        target=LifeCycleState.COMPLETED,
+        permission=COMPLETE_PERMISSION,
     )
     def complete(self, *, status: JobStatus, by, at: datetime) -> None:
         self._enter(status, by, at, LifeCycleState.COMPLETED)
+        self.actual_completed_date = at
 
     @transition(
         field=life_cycle_state,
         source=[LifeCycleState.DRAFT, LifeCycleState.PENDING, LifeCycleState.IN_PROGRESS],
         target=LifeCycleState.CANCELLED,
+        permission=CANCEL_PERMISSION,
     )
-    def cancel(self, *, status: JobStatus, by, at: datetime) -> None:
+    def cancel(
+        self,
+        *,
+        status: JobStatus,
+        by,
+        at: datetime,
+        cancellation_reason: JobCancellationReason | None = None,
+    ) -> None:
         self._enter(status, by, at, LifeCycleState.CANCELLED)
+        self.cancellation_reason = cancellation_reason
 
 
 def format_job_number(pk: int) -> str:
@@ -294,6 +376,7 @@ class JobTransitionLog(models.Model):
     """One row per transition, written in the same transaction as the state it records."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="transitions")
+    transition = models.CharField(max_length=30, help_text="the Job method that ran")
     from_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
     to_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
     from_status = models.ForeignKey(
@@ -304,6 +387,9 @@ class JobTransitionLog(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     channel = models.CharField(max_length=10, choices=Channel.choices)
+    cancellation_reason = models.ForeignKey(
+        JobCancellationReason, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -315,4 +401,4 @@ class JobTransitionLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.from_state} → {self.to_state}"
+        return f"{self.transition}: {self.from_state} → {self.to_state}"

@@ -1,16 +1,19 @@
-"""Starting progress on jobs: the one place that does it, for the API, the admin and the command.
+"""Moving jobs through their life: the one place that does it, for the API, the admin and the
+command, for every transition declared in `jobs.transitions`.
 
-The transition itself (`Job.start_progress`) is pure and lives on the model. This module owns what
-the model cannot: the permission check (django-fsm does not check `permission=` on a call), locking,
-resolving the status, the compare-and-set write, the transition log, and batching.
+The transition itself (`Job.start_progress`, `Job.complete`, `Job.cancel`) is pure and lives on
+the model. This module owns what the model cannot: the permission check (django-fsm does not check
+`permission=` on a call), locking, resolving the status and the extra parameters, the
+compare-and-set write, the transition log, and batching.
 
-Query budget: one start is at most 6 queries (permission 2, lock 1, status 1, update 1, log 1); a
-bulk start is 3 per batch (lock, update, log) plus at most 5 per run (permission 2, status 2, the
-job types 1).
+Query budget, for every transition: one job is at most 6 queries (permission 2, lock 1, status 1,
+update 1, log 1; a requested cancellation reason is read by the lock); a bulk run is 3 per batch
+(lock, update, log) plus at most 6 per run (permission 2, status 2, reason 1, the job types 1).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,11 +21,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from jobs.exceptions import (
-    InvalidIdentifier,
     JobNotFound,
     JobsError,
     JobStateConflict,
@@ -31,31 +34,36 @@ from jobs.exceptions import (
     StatusNotAllowed,
     StatusNotFound,
 )
-from jobs.models import (
-    START_PROGRESS_PERMISSION,
-    ExpirationSetting,
-    Job,
-    JobStatus,
-    JobTransitionLog,
-    JobType,
-    LifeCycleState,
+from jobs.identifiers import (
+    CATALOG_IDENTIFIER_FIELDS,
+    JOB_IDENTIFIER_FIELDS,
+    STATUS_IDENTIFIER_FIELDS,
+    parse_identifier,
 )
-
-# Ids are BigAutoField: a larger number cannot name a row, and the database driver would overflow.
-MAX_ID = 2**63 - 1
-JOB_IDENTIFIER_FIELDS = ("id", "number")
-STATUS_IDENTIFIER_FIELDS = ("id", "name", "alternative_code")
+from jobs.models import Job, JobStatus, JobTransitionLog, JobType
+from jobs.transitions import START_PROGRESS, ExtraParameter, JobTransition, get_transition
 
 # A job: the instance, its primary key, or a CRM.COM identifier object ({"id": …} or {"number": …}).
 JobRef = Job | int | Mapping[str, Any]
-# A status: the instance, a CRM.COM identifier object, or None for the type's default.
-StatusRef = JobStatus | Mapping[str, Any] | None
+# A status (or an extra parameter's entry): the instance, a CRM.COM identifier object, or None
+# for the type's default.
+CatalogRef = models.Model | Mapping[str, Any] | None
+StatusRef = CatalogRef
+TransitionRef = JobTransition | str
 
-# The job columns a start reads or writes; nothing else is loaded.
+# The job columns a transition reads; nothing else is loaded.
 _JOB_FIELDS = ("id", "number", "life_cycle_state", "status_id", "type_id", "expiration_date")
-# The log columns, in the order _start_in_memory builds its rows.
+# The columns a transition may change, and the service writes when it does.
+_WRITABLE = tuple(
+    f.attname
+    for f in Job._meta.concrete_fields
+    if f.attname not in {"id", "number", "life_cycle_state", "type_id"}
+)
+# The log columns every transition writes, in the order _run_in_memory builds its rows; each extra
+# parameter adds its own column after them.
 _LOG_FIELDS = (
     "job",
+    "transition",
     "from_state",
     "to_state",
     "from_status",
@@ -64,65 +72,34 @@ _LOG_FIELDS = (
     "channel",
     "created_at",
 )
+_MISSING = object()
 
 
-def parse_identifier(value: Any, *, fields: tuple[str, ...], parameter: str) -> dict[str, Any]:
-    """Validate a CRM.COM identifier object: exactly one of `fields`, with a usable value."""
-    allowed = ", ".join(fields)
-    if not isinstance(value, Mapping):
-        raise InvalidIdentifier(
-            f"{parameter} must be an object.",
-            f"Send {parameter} as an object with exactly one of: {allowed}.",
+def ensure_permitted(user: Any, transition: TransitionRef) -> None:
+    declared = get_transition(transition)
+    if user is None or not user.is_active or not user.has_perm(declared.permission):
+        raise PermissionDenied(
+            f"You may not {declared.action} jobs.",
+            f"Ask an administrator for the permission {declared.permission}.",
         )
-    if len(value) != 1:
-        raise InvalidIdentifier(
-            f"{parameter} must have exactly one field, not {len(value)}.",
-            f"Send {parameter} with exactly one of: {allowed}.",
-        )
-    ((key, raw),) = value.items()
-    if key not in fields:
-        raise InvalidIdentifier(
-            f"{parameter} has an unknown field {str(key)[:50]!r}.",
-            f"Use exactly one of: {allowed}.",
-        )
-    if key == "id":
-        if (
-            isinstance(raw, bool)
-            or not isinstance(raw, int | str)
-            or not str(raw).isdigit()
-            or not 1 <= int(raw) <= MAX_ID
-        ):
-            raise InvalidIdentifier(
-                f"{parameter}.id must be a whole number from 1 to {MAX_ID}.",
-                "Send the id as a number.",
-            )
-        return {"id": int(raw)}
-    # NUL can name nothing, and PostgreSQL refuses it in a query. Blank text is allowed: like any
-    # other text that names nothing, it finds nothing.
-    if not isinstance(raw, str) or not raw or "\x00" in raw:
-        raise InvalidIdentifier(
-            f"{parameter}.{key} must be a non-empty string.", f"Send {key} as a string."
-        )
-    return {key: raw}
 
 
 def ensure_can_start(user: Any) -> None:
-    if user is None or not user.is_active or not user.has_perm(START_PROGRESS_PERMISSION):
-        raise PermissionDenied(
-            "You may not start progress on jobs.",
-            f"Ask an administrator for the permission {START_PROGRESS_PERMISSION}.",
-        )
+    ensure_permitted(user, START_PROGRESS)
 
 
 class StatusResolver:
-    """Decides the status each job starts in, querying once per run rather than once per job.
+    """Decides the status each job enters, querying once per run rather than once per job.
 
-    With no requested status, a job starts in its type's default (loaded with the job). A requested
-    status is looked up on first use, together with the types that allow it; when the caller knows
-    the one type involved (a single start), both come from one query.
+    With no requested status, a job enters its type's default for the transition (loaded with the
+    job's type). A requested status is looked up on first use, together with the types that allow
+    it; when the caller knows the one type involved (a single job), both come from one query.
     """
 
-    def __init__(self, requested: StatusRef, *, job_type_id: int | None = None) -> None:
+    def __init__(
+        self, transition: JobTransition, requested: StatusRef, *, job_type_id: int | None = None
+    ) -> None:
+        self._transition = transition
         self._requested = requested
         self._job_type_id = job_type_id
         self._loaded = requested is None
@@ -157,13 +134,17 @@ class StatusResolver:
             )
 
     def status_for(self, job_type: JobType) -> JobStatus:
+        declared = self._transition
+        target = declared.target
         if self._requested is None:
-            if job_type.default_start_status is None:
+            default = getattr(job_type, declared.default_status_field)
+            if default is None:
+                label = JobType._meta.get_field(declared.default_status_field).verbose_name
                 raise NoDefaultStatus(
-                    f"Job type {job_type.name} has no default status on start progress.",
-                    "Name a status in status_identifier, or set the type's default start status.",
+                    f"Job type {job_type.name} has no {label}.",
+                    f"Name a status in status_identifier, or set the type's {label}.",
                 )
-            return job_type.default_start_status
+            return default
         if not self._loaded:
             self._load()
         status = self._status
@@ -172,48 +153,151 @@ class StatusResolver:
                 "No job status matches status_identifier.",
                 "Name an existing status by id, name or alternative_code.",
             )
-        if status.life_cycle_state != LifeCycleState.IN_PROGRESS:
+        if status.life_cycle_state != target:
             raise StatusNotAllowed(
-                f"Status {status.name} is {status.life_cycle_state}, not IN_PROGRESS.",
-                "Choose a status whose life cycle state is IN_PROGRESS.",
+                f"Status {status.name} is {status.life_cycle_state}, not {target}.",
+                f"Choose a status whose life cycle state is {target}.",
             )
         if job_type.pk not in self._allowed_type_ids:
             raise StatusNotAllowed(
                 f"Status {status.name} is not allowed for job type {job_type.name}.",
-                "Choose an IN_PROGRESS status that the job's type allows.",
+                f"Choose a {target} status that the job's type allows.",
             )
         return status
 
 
-def statuses_allowed_for_every_type(jobs: QuerySet[Job]) -> list[JobStatus]:
-    """The IN_PROGRESS statuses that every job type among `jobs` allows: two queries."""
-    type_ids = list(jobs.order_by().values_list("type_id", flat=True).distinct())
-    if not type_ids:
-        return []
-    return list(
-        JobStatus.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
-        .annotate(
-            types_allowing=Count(
-                "allowed_for_types", filter=Q(allowed_for_types__in=type_ids), distinct=True
+class ParameterResolver:
+    """Decides an extra parameter's entry (cancel's reason) for each job: the one asked for, else
+    the type's default, else none. The asked-for entry is read once per run; a single job reads
+    it in its lock query (see `annotate`)."""
+
+    def __init__(self, parameter: ExtraParameter, requested: CatalogRef) -> None:
+        self.parameter = parameter
+        self._lookup: dict[str, Any] | None = None
+        self._entry: models.Model | None = None
+        self._loaded = requested is None
+        if isinstance(requested, parameter.model):
+            self._entry, self._loaded = requested, True
+        elif requested is not None:
+            self._lookup = parse_identifier(
+                requested, fields=CATALOG_IDENTIFIER_FIELDS, parameter=parameter.api_name
             )
+
+    @property
+    def _annotation(self) -> str:
+        return f"_requested_{self.parameter.name}"
+
+    def annotate(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
+        """Read the requested entry in the same query as the job, as one JSON column."""
+        if self._loaded:
+            return jobs
+        model = self.parameter.model
+        entry = JSONObject(**{f.attname: f.attname for f in model._meta.concrete_fields})
+        return jobs.annotate(
+            **{
+                self._annotation: Subquery(
+                    model.objects.filter(**self._lookup).values_list(entry)[:1],
+                    output_field=models.JSONField(),
+                )
+            }
         )
-        .filter(types_allowing=len(type_ids))
-        .order_by("name")
-    )
+
+    def entry_for(self, job: Job) -> models.Model | None:
+        if self._lookup is None and self._entry is None:
+            return getattr(job.type, self.parameter.type_default_field)
+        if not self._loaded:
+            if hasattr(job, self._annotation):
+                values = getattr(job, self._annotation)
+                self._entry = self.parameter.model(**values) if values else None
+            else:
+                self._entry = self.parameter.model.objects.filter(**self._lookup).first()
+            self._loaded = True
+        if self._entry is None:
+            noun = self.parameter.label.lower()
+            raise self.parameter.not_found(
+                f"No {noun} matches {self.parameter.api_name}.",
+                f"Name an existing {noun} by id, name or alternative_code.",
+            )
+        return self._entry
 
 
-def _check_can_start(job: Job, resolver: StatusResolver) -> JobStatus:
-    if job.life_cycle_state != LifeCycleState.PENDING:
-        raise JobStateConflict(
-            f"Job {job.number} is {job.life_cycle_state}; only PENDING jobs can be started.",
-            "Nothing was changed. Reload the job to see its current state.",
+@dataclass(slots=True)
+class _Request:
+    """What a run was asked to do: the transition, and how to resolve each job's status and extra
+    parameters."""
+
+    transition: JobTransition
+    status: StatusResolver
+    parameters: list[ParameterResolver]
+    user: Any
+    channel: str
+
+    @classmethod
+    def build(
+        cls,
+        transition: TransitionRef,
+        *,
+        status: StatusRef,
+        parameters: Mapping[str, CatalogRef],
+        user: Any,
+        channel: str,
+        job_type_id: int | None = None,
+    ) -> _Request:
+        declared = get_transition(transition)
+        ensure_permitted(user, declared)
+        declared_names = {p.name for p in declared.parameters}
+        unknown = set(parameters) - declared_names
+        if unknown:
+            raise TypeError(f"{declared.name} takes no {', '.join(sorted(unknown))}")
+        return cls(
+            declared,
+            StatusResolver(declared, status, job_type_id=job_type_id),
+            [ParameterResolver(p, parameters.get(p.name)) for p in declared.parameters],
+            user,
+            channel,
         )
-    return resolver.status_for(job.type)
+
+    def type_relations(self) -> list[str]:
+        """The JobType relations that hold this transition's defaults."""
+        declared = self.transition
+        return [declared.default_status_field, *(p.type_default_field for p in declared.parameters)]
+
+    def check(self, job: Job) -> dict[str, Any]:
+        """The keyword arguments the transition will take for this job, or the refusal."""
+        declared = self.transition
+        if not declared.allows(job):
+            raise JobStateConflict(
+                f"Job {job.number} is {job.life_cycle_state}; only {declared.sources_text} "
+                f"jobs can be {declared.past}.",
+                "Nothing was changed. Reload the job to see its current state.",
+            )
+        chosen: dict[str, Any] = {"status": self.status.status_for(job.type)}
+        for resolver in self.parameters:
+            chosen[resolver.parameter.name] = resolver.entry_for(job)
+        return chosen
+
+    def run_in_memory(self, job: Job, chosen: dict[str, Any], at: _Moment) -> tuple:
+        """Run the model's transition; return the log row it makes (values in log column order;
+        `at` already adapted for the database, see _persist)."""
+        from_state, from_status_id = job.life_cycle_state, job.status_id
+        self.transition.run(job, by=self.user, at=at.when, **chosen)
+        return (
+            job.pk,
+            self.transition.name,
+            from_state,
+            job.life_cycle_state,
+            from_status_id,
+            job.status_id,
+            self.user.pk,
+            self.channel,
+            at.db_value,
+            *(getattr(job, f"{p.parameter.name}_id") for p in self.parameters),
+        )
 
 
 def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
     # of=("self",): only the job rows need locking, and PostgreSQL refuses FOR UPDATE on the
-    # nullable side of an outer join (a single start joins the type's default status).
+    # nullable side of an outer join (a single job joins its type's defaults).
     # SQLite ignores it and relies on BEGIN IMMEDIATE (see settings) and the compare-and-set in
     # _persist.
     return (
@@ -224,18 +308,17 @@ def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
 
 
 class _TypeCache:
-    """Job types with their default start status, loaded once per bulk run rather than joined
-    onto every job row: a run touches a handful of types and thousands of jobs."""
+    """Job types with their defaults, loaded once per bulk run rather than joined onto every job
+    row: a run touches a handful of types and thousands of jobs."""
 
-    def __init__(self) -> None:
+    def __init__(self, relations: list[str]) -> None:
+        self._relations = relations
         self._types: dict[int, JobType] = {}
 
     def attach(self, jobs: list[Job]) -> None:
         missing = {job.type_id for job in jobs} - self._types.keys()
         if missing:
-            self._types.update(
-                JobType.objects.select_related("default_start_status").in_bulk(missing)
-            )
+            self._types.update(JobType.objects.select_related(*self._relations).in_bulk(missing))
         for job in jobs:
             job.type = self._types[job.type_id]
 
@@ -244,26 +327,9 @@ class _LostRace(Exception):
     """A job changed state between our read and our write: the batch must be redone."""
 
 
-def _start_in_memory(job: Job, status: JobStatus, *, user: Any, channel: str, at: _Moment) -> tuple:
-    """Run the model's transition and return the log row it makes (values in _LOG_FIELDS order;
-    `at` already adapted for the database, see _persist)."""
-    from_status_id = job.status_id
-    job.start_progress(status=status, by=user, at=at.when)
-    return (
-        job.pk,
-        LifeCycleState.PENDING.value,
-        job.life_cycle_state,
-        from_status_id,
-        status.pk,
-        user.pk,
-        channel,
-        at.db_value,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Moment:
-    """The start time of a batch, and that time as the database driver takes it."""
+    """The time of a batch, and that time as the database driver takes it."""
 
     when: datetime
     db_value: Any
@@ -274,87 +340,130 @@ class _Moment:
         return cls(when, connection.ops.adapt_datetimefield_value(when))
 
 
-def _insert_log_rows(rows: list[tuple]) -> None:
+def _insert_log_rows(rows: list[tuple], parameters: list[ParameterResolver]) -> None:
     # One executemany of plain tuples: for thousands of rows, bulk_create spends most of its time
     # building and compiling model instances (and splits into 100-row statements on SQLite).
     meta = JobTransitionLog._meta
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in _LOG_FIELDS)
-    placeholders = ", ".join(["%s"] * len(_LOG_FIELDS))
+    names = (*_LOG_FIELDS, *(p.parameter.name for p in parameters))
+    columns = ", ".join(quote(meta.get_field(name).column) for name in names)
+    placeholders = ", ".join(["%s"] * len(names))
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", rows
         )
 
 
-def _persist(started: list[Job], log_rows: list[tuple], *, user: Any, at: _Moment) -> None:
-    """Write the started jobs and their log rows: one UPDATE and one INSERT, whatever the count.
+def _snapshot(job: Job) -> tuple:
+    values = job.__dict__
+    return tuple(values.get(name, _MISSING) for name in _WRITABLE)
 
-    The UPDATE is a compare-and-set on the state: a job that is no longer PENDING is not touched,
-    and a short count means someone else got there first, so the caller's transaction rolls back.
-    The status and expiration a job gets depend only on its type (one start time per batch), so
-    they are written as a CASE over the handful of types rather than one branch per job.
+
+def _column_value(name: str, changed: list[tuple[Job, Any]], unchanged_types: set[int]) -> Any:
+    """One column's new values as one SQL expression. Most values depend only on the job's type
+    (one time per batch), so they are a CASE over the handful of types, or a constant; only
+    values that differ within a type fall back to one branch per job."""
+    model_field = Job._meta.get_field(name)
+    output = models.BigIntegerField() if model_field.is_relation else model_field
+    if not unchanged_types and len({value for _, value in changed}) == 1:
+        return Value(changed[0][1], output_field=output)
+    per_type: dict[int, Any] = {}
+    uniform = True
+    for job, value in changed:
+        if job.type_id in unchanged_types or per_type.setdefault(job.type_id, value) != value:
+            uniform = False
+            break
+    branches = (
+        [When(type_id=t, then=Value(v, output_field=output)) for t, v in per_type.items()]
+        if uniform
+        else [When(pk=job.pk, then=Value(v, output_field=output)) for job, v in changed]
+    )
+    return Case(*branches, default=F(name), output_field=output)
+
+
+def _persist(request: _Request, done: list[tuple[Job, str, tuple]], log_rows: list[tuple]) -> None:
+    """Write the jobs a transition changed and their log rows: one UPDATE and one INSERT,
+    whatever the count.
+
+    The UPDATE is a compare-and-set: each job is written only if it is still in the state it was
+    read in, and a short count means someone else got there first, so the caller's transaction
+    rolls back. `done` holds each job with the state and column values it was read with.
     """
-    per_type = {job.type_id: job for job in started}
-    changes: dict[str, Any] = {
-        "life_cycle_state": LifeCycleState.IN_PROGRESS,
-        "status_id": Case(
-            *[When(type_id=t, then=Value(job.status_id)) for t, job in per_type.items()],
-            output_field=models.BigIntegerField(),
-        ),
-        "updated_by_user_id": user.pk,
-        "updated_date": at.when,
-    }
-    expiring = [
-        When(type_id=t, then=Value(job.expiration_date))
-        for t, job in per_type.items()
-        if job.type.expiration_settings == ExpirationSetting.ON_START_PROGRESS
-    ]
-    if expiring:
-        changes["expiration_date"] = Case(
-            *expiring, default=F("expiration_date"), output_field=models.DateTimeField()
-        )
-    updated = Job.objects.filter(
-        pk__in=[job.pk for job in started], life_cycle_state=LifeCycleState.PENDING
-    ).update(**changes)
-    if updated != len(started):
+    changed: dict[str, list[tuple[Job, Any]]] = defaultdict(list)
+    unchanged_types: dict[str, set[int]] = defaultdict(set)
+    by_state: dict[str, list[int]] = defaultdict(list)
+    for job, from_state, before in done:
+        by_state[from_state].append(job.pk)
+        after = _snapshot(job)
+        for name, old, new in zip(_WRITABLE, before, after, strict=True):
+            if new is not _MISSING and new != old:
+                changed[name].append((job, new))
+            else:
+                unchanged_types[name].add(job.type_id)
+    changes = {"life_cycle_state": Value(request.transition.target)}
+    for name, values in changed.items():
+        changes[name] = _column_value(name, values, unchanged_types[name])
+    still_as_read = Q()
+    for state, pks in by_state.items():
+        still_as_read |= Q(pk__in=pks, life_cycle_state=state)
+    updated = Job.objects.filter(still_as_read).update(**changes)
+    if updated != len(done):
         raise _LostRace
-    _insert_log_rows(log_rows)
+    _insert_log_rows(log_rows, request.parameters)
 
 
-def start_progress(*, job: JobRef, status: StatusRef = None, user: Any, channel: str) -> Job:
-    """Start one pending job; raise a JobsError (with the contract's code) if it cannot start.
-
-    Returns the started job with its new state, status, expiration and updated_* fields.
-    """
-    ensure_can_start(user)
+def _job_lookup(job: JobRef) -> dict[str, Any]:
     if isinstance(job, Job):
-        lookup: dict[str, Any] = {"pk": job.pk}
-    elif isinstance(job, int):
-        lookup = {"pk": job}
-    else:
-        lookup = parse_identifier(job, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
+        return {"pk": job.pk}
+    if isinstance(job, int):
+        return {"pk": job}
+    return parse_identifier(job, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
+
+
+def job_transition(
+    *,
+    transition: TransitionRef,
+    job: JobRef,
+    status: StatusRef = None,
+    user: Any,
+    channel: str,
+    **parameters: CatalogRef,
+) -> Job:
+    """Run one transition on one job; raise a JobsError (with the contract's code) if it cannot.
+
+    `parameters` are the transition's extra parameters (cancel: `cancellation_reason`), each an
+    instance, an identifier object, or None for the type's default. Returns the job with its new
+    state, status and every column the transition set.
+    """
+    declared = get_transition(transition)
+    lookup = _job_lookup(job)
+    request = _Request.build(
+        declared, status=status, parameters=parameters, user=user, channel=channel
+    )
     at = _Moment.now()
     with transaction.atomic():
-        # One row: joining its type and default status saves a query.
-        locked = (
+        # One row: joining its type and the type's defaults saves queries.
+        jobs = (
             _locked(Job.objects.filter(**lookup))
-            .select_related("type__default_start_status")
+            .select_related(*(f"type__{name}" for name in request.type_relations()))
             .only(*_JOB_FIELDS, "type")
-            .first()
         )
+        for resolver in request.parameters:
+            jobs = resolver.annotate(jobs)
+        locked = jobs.first()
         if locked is None:
             raise JobNotFound(
                 "No job matches the identifier.", "Check the job's id or number and try again."
             )
-        resolver = StatusResolver(status, job_type_id=locked.type_id)
-        new_status = _check_can_start(locked, resolver)
-        log = _start_in_memory(locked, new_status, user=user, channel=channel, at=at)
+        request.status = StatusResolver(declared, status, job_type_id=locked.type_id)
+        chosen = request.check(locked)
+        from_state, before = locked.life_cycle_state, _snapshot(locked)
+        log = request.run_in_memory(locked, chosen, at)
         try:
-            _persist([locked], [log], user=user, at=at)
+            _persist(request, [(locked, from_state, before)], [log])
         except _LostRace:
             raise JobStateConflict(
-                f"Job {locked.number} was started by another request first.",
+                f"Job {locked.number} was changed by another request first.",
                 "Nothing was changed by this request. Reload the job to see its current state.",
             ) from None
     return locked
@@ -362,27 +471,36 @@ def start_progress(*, job: JobRef, status: StatusRef = None, user: Any, channel:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one job of a bulk start (or, in a dry run, what would happen)."""
+    """What happened to one job of a bulk run (or, in a dry run, what would happen)."""
 
     number: str
-    started: bool
+    done: bool
     code: str = ""
     reason: str = ""
+
+    @property
+    def started(self) -> bool:  # the name start-progress callers have always read
+        return self.done
 
 
 @dataclass(slots=True)
 class BulkSummary:
-    started: int = 0
+    done: int = 0
     skipped: list[Outcome] = field(default_factory=list)
     dry_run: bool = False
+
+    @property
+    def started(self) -> int:  # the name start-progress callers have always read
+        return self.done
 
 
 def _dedupe(numbers: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(n.strip() for n in numbers if n and n.strip()))
 
 
-def bulk_start_progress(
+def job_bulk_transition(
     *,
+    transition: TransitionRef,
     jobs: QuerySet[Job] | Iterable[str],
     status: StatusRef = None,
     user: Any,
@@ -390,26 +508,30 @@ def bulk_start_progress(
     batch_size: int | None = None,
     dry_run: bool = False,
     on_batch: Callable[[list[Outcome]], None] | None = None,
+    **parameters: CatalogRef,
 ) -> BulkSummary:
-    """Start many jobs: a queryset, or job numbers (unknown ones are skipped as JOB_NOT_FOUND).
+    """Run one transition on many jobs: a queryset, or job numbers (unknown ones are skipped as
+    JOB_NOT_FOUND).
 
-    Each batch is locked, started and logged in its own transaction, so a failure loses at most its
-    batch and a re-run finishes the rest. One job that cannot start is skipped with its code and
-    reason and never stops the others. `on_batch` sees each batch's outcomes once it is committed;
-    the summary keeps the count of started jobs and the skipped ones. With `dry_run`, nothing is
-    locked or written: the outcomes say what would happen.
+    Each batch is locked, changed and logged in its own transaction, so a failure loses at most
+    its batch and a re-run finishes the rest. One job that cannot move is skipped with its code
+    and reason and never stops the others. `on_batch` sees each batch's outcomes once it is
+    committed; the summary keeps the count of jobs done and the skipped ones. With `dry_run`,
+    nothing is locked or written: the outcomes say what would happen.
     """
-    ensure_can_start(user)
+    request = _Request.build(
+        transition, status=status, parameters=parameters, user=user, channel=channel
+    )
     size = batch_size or settings.JOBS_BULK_BATCH_SIZE
     if size < 1:
         raise ValueError("batch_size must be at least 1")
-    run = _BulkRun(StatusResolver(status), _TypeCache(), user, channel, dry_run)
+    run = _BulkRun(request, _TypeCache(request.type_relations()), dry_run)
     summary = BulkSummary(dry_run=dry_run)
 
     def record(outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            if outcome.started:
-                summary.started += 1
+            if outcome.done:
+                summary.done += 1
             else:
                 summary.skipped.append(outcome)
         if on_batch is not None and outcomes:
@@ -418,7 +540,7 @@ def bulk_start_progress(
     if isinstance(jobs, QuerySet):
         # Keyset paging over the caller's queryset (which may filter on state, join, or be
         # distinct): each batch is "the next `size` ids after the last one", so memory stays flat
-        # and jobs started by earlier batches do not shift later pages.
+        # and jobs changed by earlier batches do not shift later pages.
         ids = jobs.order_by("pk").values("pk")
         last_pk = 0
         while True:
@@ -449,28 +571,26 @@ _RACE_RETRIES = 3
 
 @dataclass(slots=True)
 class _BulkRun:
-    resolver: StatusResolver
+    request: _Request
     types: _TypeCache
-    user: Any
-    channel: str
     dry_run: bool
 
     def batch(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
-        """Start one batch in its own transaction; return its outcomes and the jobs it read."""
+        """Run one batch in its own transaction; return its outcomes and the jobs it read."""
         for _attempt in range(_RACE_RETRIES):
             try:
                 with transaction.atomic():
-                    return self._start(jobs)
+                    return self._run(jobs)
             except _LostRace:
                 # Only where the database could not lock the rows for us; the re-read sees the
                 # winner's state and reports those jobs as conflicts.
                 continue
         raise JobStateConflict(
-            "Jobs in this batch kept changing while being started.",
-            "Nothing in this batch was changed. Run the same start again.",
+            "Jobs in this batch kept changing while being moved.",
+            "Nothing in this batch was changed. Run the same command again.",
         )
 
-    def _start(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
+    def _run(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
         if self.dry_run:
             loaded = list(jobs.only(*_JOB_FIELDS).order_by("pk"))
         else:
@@ -478,34 +598,43 @@ class _BulkRun:
         self.types.attach(loaded)
         at = _Moment.now()
         outcomes: list[Outcome] = []
-        started: list[Job] = []
+        done: list[tuple[Job, str, tuple]] = []
         log_rows: list[tuple] = []
         for job in loaded:
             try:
-                new_status = _check_can_start(job, self.resolver)
+                chosen = self.request.check(job)
             except JobsError as refusal:
                 outcomes.append(Outcome(job.number, False, refusal.code, refusal.message))
                 continue
             outcomes.append(Outcome(job.number, True))
             if not self.dry_run:
-                log_rows.append(
-                    _start_in_memory(job, new_status, user=self.user, channel=self.channel, at=at)
-                )
-                started.append(job)
-        if started:
-            _persist(started, log_rows, user=self.user, at=at)
+                from_state, before = job.life_cycle_state, _snapshot(job)
+                log_rows.append(self.request.run_in_memory(job, chosen, at))
+                done.append((job, from_state, before))
+        if done:
+            _persist(self.request, done, log_rows)
         return outcomes, loaded
 
 
+def start_progress(**kwargs: Any) -> Job:
+    """`job_transition` for start progress, the first transition, under its original name."""
+    return job_transition(transition=START_PROGRESS, **kwargs)
+
+
+def bulk_start_progress(**kwargs: Any) -> BulkSummary:
+    """`job_bulk_transition` for start progress, under its original name."""
+    return job_bulk_transition(transition=START_PROGRESS, **kwargs)
+
+
 __all__ = [
-    "JOB_IDENTIFIER_FIELDS",
-    "STATUS_IDENTIFIER_FIELDS",
     "BulkSummary",
     "Outcome",
+    "ParameterResolver",
     "StatusResolver",
     "bulk_start_progress",
     "ensure_can_start",
-    "parse_identifier",
+    "ensure_permitted",
+    "job_bulk_transition",
+    "job_transition",
     "start_progress",
-    "statuses_allowed_for_every_type",
 ]

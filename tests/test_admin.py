@@ -96,9 +96,13 @@ def test_the_action_first_shows_what_will_start_and_what_will_be_skipped_and_why
     response = run_action(as_dispatcher, [pending, done, no_default])
 
     assert response.status_code == 200
-    assert response.template_name == "admin/jobs/job/start_progress_confirmation.html"
-    assert response.context["will_start"] == [pending.number]
-    skipped = {o.number: o.reason for o in response.context["skipped"]}
+    assert response.template_name == "admin/jobs/job/transition_confirmation.html"
+    assert response.context["preview"].will_run_first == [pending.number]
+    skipped = {
+        o.number: o.reason
+        for group in response.context["preview"].skipped.values()
+        for o in group.examples
+    }
     assert skipped[done.number] == (
         f"Job {done.number} is COMPLETED; only PENDING jobs can be started."
     )
@@ -179,7 +183,7 @@ def test_selecting_all_jobs_across_pages_starts_every_match_of_the_filter(as_dis
     url = f"{CHANGELIST}?life_cycle_state__exact=PENDING"
 
     confirmation = run_action(as_dispatcher, jobs[:100], url=url, select_across="1")
-    assert len(confirmation.context["will_start"]) == 150
+    assert confirmation.context["preview"].will_run_count == 150
     response = run_action(
         as_dispatcher, jobs[:100], url=url, select_across="1", confirm="1", status=""
     )

@@ -76,10 +76,10 @@ def test_a_dispatcher_starts_three_pending_jobs_from_the_admin(live_server, brow
     page.select_option("select[name=action]", "start_progress_action")
     page.click("button[name=index]")
 
-    expect(page.locator("#will-start")).to_be_visible()
+    expect(page.locator("#will-run")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-start-progress-confirmation.png"), full_page=True)
-    expect(page.locator("#will-start-count")).to_have_text("3")
+    expect(page.locator("#will-run-count")).to_have_text("3")
     page.select_option("select[name=status]", label="On site")
     page.click("input[name=confirm]")
 

@@ -90,8 +90,14 @@ def test_the_full_job_comes_back_when_no_fields_set_is_given(as_dispatcher, disp
         "assigned_to",
         "type",
         "status",
+        "cancellation_reason",
+        "actual_start_date",
+        "actual_completed_date",
         "log_information",
     }
+    assert data["cancellation_reason"] is None
+    assert data["actual_start_date"] == data["log_information"]["updated_date"]
+    assert data["actual_completed_date"] is None
     assert data["assigned_to"] is None
     assert data["scheduled_date"] is None
     assert data["expiration_date"].endswith("Z")
@@ -295,7 +301,7 @@ def test_anything_unexpected_is_internal_error_without_internals(
     def explode(**kwargs):
         raise RuntimeError("secret detail from deep inside SELECT * FROM jobs_job")
 
-    monkeypatch.setattr("jobs.api.views.start_progress", explode)
+    monkeypatch.setattr("jobs.api.views.job_transition", explode)
     response = as_dispatcher.post(URL, {"job_identifier": {"number": job.number}}, format="json")
     body = assert_error(response, 500, "INTERNAL_ERROR")
     assert "secret" not in response.content.decode()
@@ -305,13 +311,13 @@ def test_anything_unexpected_is_internal_error_without_internals(
 
 def test_the_service_is_the_one_doing_the_start(as_dispatcher, monkeypatch):
     calls = []
-    real = services.start_progress
+    real = services.job_transition
 
     def spy(**kwargs):
         calls.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr("jobs.api.views.start_progress", spy)
+    monkeypatch.setattr("jobs.api.views.job_transition", spy)
     job = JobFactory()
     as_dispatcher.post(by_path(job), {}, format="json")
     assert calls[0]["job"] == {"id": job.pk}

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from config.wsgi import application
 from jobs.api.serializers import allowed_names, parse_fields_set
 from jobs.exceptions import InvalidIdentifier, InvalidParameter
-from jobs.services import JOB_IDENTIFIER_FIELDS, STATUS_IDENTIFIER_FIELDS, parse_identifier
+from jobs.identifiers import JOB_IDENTIFIER_FIELDS, STATUS_IDENTIFIER_FIELDS, parse_identifier
 from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory
 
 schema = schemathesis.openapi.from_wsgi("/crmapi/rest/v2/schema?format=json", application)

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from jobs.services import MAX_ID
+from jobs.identifiers import MAX_ID
 from tests.factories import JobFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

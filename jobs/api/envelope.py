@@ -19,7 +19,7 @@ from jobs.exceptions import JobsError
 
 logger = logging.getLogger(__name__)
 
-# The HTTP status of every code (shared/spec). NOT_FOUND and METHOD_NOT_ALLOWED are ours, for
+# The HTTP status of every code (the README's table). NOT_FOUND and METHOD_NOT_ALLOWED are ours, for
 # unknown routes and methods under the root, which the contract's table does not cover.
 HTTP_STATUS = {
     "OK": 200,
@@ -31,6 +31,8 @@ HTTP_STATUS = {
     "JOB_NOT_FOUND": 404,
     "STATUS_NOT_FOUND": 400,
     "STATUS_NOT_ALLOWED": 400,
+    "CANCELLATION_REASON_NOT_FOUND": 400,
+    "JOB_TYPE_NOT_FOUND": 400,
     "NO_DEFAULT_STATUS": 409,
     "JOB_STATE_CONFLICT": 409,
     "THROTTLED": 429,

@@ -2,8 +2,8 @@ import django_filters
 from django import forms
 
 from jobs.exceptions import InvalidParameter
+from jobs.identifiers import MAX_ID
 from jobs.models import Job, LifeCycleState
-from jobs.services import MAX_ID
 
 
 class IdFilter(django_filters.NumberFilter):

@@ -18,13 +18,14 @@ from rest_framework import serializers
 
 from jobs.api.schema import NON_EMPTY_TEXT, TextField
 from jobs.exceptions import InvalidParameter
-from jobs.models import FulfillmentScope, Job, LifeCycleState, RatingState
-from jobs.services import (
+from jobs.identifiers import (
+    CATALOG_IDENTIFIER_FIELDS,
     JOB_IDENTIFIER_FIELDS,
     MAX_ID,
-    STATUS_IDENTIFIER_FIELDS,
     parse_identifier,
 )
+from jobs.models import FulfillmentScope, Job, LifeCycleState, RatingState
+from jobs.transitions import JobTransition
 
 Selection = dict[str, "Selection | None"]
 
@@ -92,6 +93,16 @@ class JobStatusSerializer(CatalogEntrySerializer):
     life_cycle_state = serializers.ChoiceField(choices=LifeCycleState.choices)
 
 
+class TypeStatusSerializer(serializers.Serializer):
+    """One entry of GET jobs/configuration/statuses/list: a status the type allows."""
+
+    id = serializers.IntegerField(help_text="the id of this type-and-status pairing")
+    default = serializers.BooleanField(
+        help_text="whether the type enters this status by default in its state"
+    )
+    status = JobStatusSerializer()
+
+
 class LogInformationSerializer(SparseSerializer):
     created_date = serializers.DateTimeField()
     created_by_user = serializers.CharField(
@@ -114,6 +125,9 @@ class JobSerializer(SparseSerializer):
     assigned_to = AssignmentSerializer(allow_null=True)
     type = JobTypeSerializer()
     status = JobStatusSerializer()
+    cancellation_reason = CatalogEntrySerializer(allow_null=True)
+    actual_start_date = serializers.DateTimeField(allow_null=True)
+    actual_completed_date = serializers.DateTimeField(allow_null=True)
     log_information = LogInformationSerializer(source="*")
 
 
@@ -265,23 +279,36 @@ class JobIdentifierField(_ParsedField):
         return parse_identifier(data, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
 
 
-@extend_schema_field(_identifier_schema(STATUS_IDENTIFIER_FIELDS))
-class StatusIdentifierField(_ParsedField):
+@extend_schema_field(_identifier_schema(CATALOG_IDENTIFIER_FIELDS))
+class CatalogIdentifierField(_ParsedField):
+    """A status, type or reason named by id, name or alternative_code; errors name the field."""
+
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        return parse_identifier(
-            data, fields=STATUS_IDENTIFIER_FIELDS, parameter="status_identifier"
+        return parse_identifier(data, fields=CATALOG_IDENTIFIER_FIELDS, parameter=self.field_name)
+
+
+def transition_input(
+    declared: JobTransition, *, by_identifier: bool
+) -> type[serializers.Serializer]:
+    """The body of a transition's action, read from its declaration: `StartProgressInput` for
+    POST jobs/{id}/start_progress, `StartProgressByIdentifierInput` for
+    POST jobs/all_scopes/start_progress (which adds the mandatory job_identifier)."""
+    fields: dict[str, serializers.Field] = {
+        "token": TextField(required=False, help_text="CRM.COM style: the token in the body"),
+        "status_identifier": CatalogIdentifierField(required=False),
+    }
+    for parameter in declared.parameters:
+        fields[parameter.api_name] = CatalogIdentifierField(
+            required=False, help_text=f"default: the type's {parameter.label.lower()}, if any"
         )
-
-
-class StartProgressInput(serializers.Serializer):
-    """The body of POST jobs/{id}/start_progress."""
-
-    token = TextField(required=False, help_text="CRM.COM style: the token in the body")
-    status_identifier = StatusIdentifierField(required=False)
-    fields_set = FieldsSetField(required=False)
-
-
-class StartProgressByIdentifierInput(StartProgressInput):
-    """The body of POST jobs/all_scopes/start_progress."""
-
-    job_identifier = JobIdentifierField()
+    fields["fields_set"] = FieldsSetField(required=False)
+    if by_identifier:
+        fields["job_identifier"] = JobIdentifierField()
+    words = "".join(word.capitalize() for word in declared.name.split("_"))
+    name = f"{words}ByIdentifierInput" if by_identifier else f"{words}Input"
+    where = "jobs/all_scopes/" if by_identifier else "jobs/{id}/"
+    return type(
+        name,
+        (serializers.Serializer,),
+        {**fields, "__doc__": f"The body of POST {where}{declared.name}."},
+    )

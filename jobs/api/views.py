@@ -1,7 +1,9 @@
 """The REST door: parse the request, call the service, render the job. Nothing else.
 
-CRM.COM's method is `POST jobs/all_scopes/start_progress` (the job named in the body); ours adds
-`POST jobs/{id}/start_progress`. Both are actions on one viewset and call `jobs.services`.
+Every transition declared in `jobs.transitions` gets CRM.COM's method,
+`POST jobs/all_scopes/<transition>` (the job named in the body), and ours,
+`POST jobs/{id}/<transition>`: two actions on one viewset, made from the declaration, which call
+`jobs.services.job_transition`.
 """
 
 from __future__ import annotations
@@ -28,26 +30,42 @@ from jobs.api.pagination import CrmPagination
 from jobs.api.schema import NON_EMPTY_TEXT, TextField, enveloped, errors
 from jobs.api.serializers import (
     JobSerializer,
-    StartProgressByIdentifierInput,
-    StartProgressInput,
+    TypeStatusSerializer,
     fields_set_schema,
     parse_fields_set,
     shaped,
+    transition_input,
 )
-from jobs.exceptions import JobNotFound, PermissionDenied
-from jobs.models import Channel, Job
-from jobs.services import MAX_ID, ensure_can_start, start_progress
+from jobs.exceptions import (
+    InvalidIdentifier,
+    InvalidParameter,
+    JobNotFound,
+    JobTypeNotFound,
+    MandatoryParameterMissing,
+    PermissionDenied,
+)
+from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, MAX_ID
+from jobs.models import Channel, Job, JobType, LifeCycleState
+from jobs.selectors import job_type_by_identifier
+from jobs.services import ensure_permitted, job_transition
+from jobs.transitions import TRANSITIONS, JobTransition
 
-START_ACTIONS = {"start_progress", "start_progress_by_identifier"}
+# The viewset's action names for each transition: ours (the job in the path) and CRM.COM's.
+TRANSITION_ACTIONS = {
+    **TRANSITIONS,
+    **{f"{name}_by_identifier": declared for name, declared in TRANSITIONS.items()},
+}
+# Which type field holds the default status for entering each state.
+DEFAULT_STATUS_FIELD = {t.target: t.default_status_field for t in TRANSITIONS.values()}
 
 
 class JobPermission(BasePermission):
-    """Viewing needs jobs.view_job; starting needs jobs.start_progress_job (checked by the
+    """Viewing needs jobs.view_job; a transition needs its own permission (checked by the
     service's own function, so the API refuses early for the same reason the service would)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if view.action in START_ACTIONS:
-            ensure_can_start(request.user)
+        if view.action in TRANSITION_ACTIONS:
+            ensure_permitted(request.user, TRANSITION_ACTIONS[view.action])
         elif not request.user.has_perm("jobs.view_job"):
             raise PermissionDenied(
                 "You may not view jobs.", "Ask an administrator for the permission jobs.view_job."
@@ -72,7 +90,7 @@ FIELDS_SET_QUERY = [
     OpenApiParameter("fields", fields_set_schema(), description="Alias of fields_set."),
 ]
 JOB_ENVELOPE = enveloped(JobSerializer(), "JobEnvelope")
-START_ERRORS = (
+TRANSITION_ERRORS = (
     "AUTHENTICATION_FAILED",
     "PERMISSION_DENIED",
     "INVALID_IDENTIFIER",
@@ -147,36 +165,142 @@ class JobViewSet(viewsets.GenericViewSet):
         return self._render(job_id(pk), self._query_selection())
 
     @extend_schema(
-        summary="Start progress on the job named in the body (CRM.COM's method)",
-        request=StartProgressByIdentifierInput,
-        responses={200: JOB_ENVELOPE, **errors("MANDATORY_PARAMETER_MISSING", *START_ERRORS)},
+        summary="The statuses a job type allows (CRM.COM's look-up)",
+        parameters=[
+            OpenApiParameter(
+                "job_type_identifier",
+                {
+                    "type": "string",
+                    "pattern": "^(id=[1-9][0-9]*|(name|alternative_code)=[^\\u0000]+)$",
+                },
+                required=True,
+                description="CRM.COM's form: alternative_code=REPAIR, name=Repair or id=3.",
+            ),
+            OpenApiParameter(
+                "life_cycle_state",
+                {"type": "string", "enum": LifeCycleState.values},
+                description="only the statuses in this state",
+            ),
+        ],
+        responses={
+            200: enveloped(TypeStatusSerializer(many=True), "TypeStatusesEnvelope"),
+            **errors(
+                "AUTHENTICATION_FAILED",
+                "PERMISSION_DENIED",
+                "MANDATORY_PARAMETER_MISSING",
+                "INVALID_IDENTIFIER",
+                "INVALID_PARAMETER",
+                "JOB_TYPE_NOT_FOUND",
+            ),
+        },
     )
-    @action(detail=False, methods=["post"], url_path="all_scopes/start_progress")
-    def start_progress_by_identifier(self, request: Request) -> Response:
-        body = StartProgressByIdentifierInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        return self._start(body.validated_data["job_identifier"], body.validated_data)
+    @action(detail=False, methods=["get"], url_path="configuration/statuses/list")
+    def statuses(self, request: Request) -> Response:
+        params = request.query_params
+        if not params.get("job_type_identifier"):
+            raise MandatoryParameterMissing(
+                "job_type_identifier is missing.", "Send job_type_identifier=alternative_code=…."
+            )
+        job_type = job_type_by_identifier(parse_query_identifier(params["job_type_identifier"]))
+        entries = JobType.allowed_statuses.through.objects.filter(jobtype=job_type)
+        if "life_cycle_state" in params:
+            state = params["life_cycle_state"]
+            if state not in LifeCycleState.values:
+                raise InvalidParameter(
+                    f"life_cycle_state must be one of {', '.join(LifeCycleState.values)}.",
+                    "Correct the parameter and retry.",
+                )
+            entries = entries.filter(jobstatus__life_cycle_state=state)
+        data = [
+            {
+                "id": entry.pk,
+                "default": is_default(job_type, entry.jobstatus),
+                "status": entry.jobstatus,
+            }
+            for entry in entries.select_related("jobstatus").order_by("jobstatus__name")
+        ]
+        return Response(envelope(TypeStatusSerializer(data, many=True).data))
 
-    @extend_schema(
-        summary="Start progress on this job",
-        parameters=[JOB_ID_IN_PATH],
-        request=StartProgressInput,
-        responses={200: JOB_ENVELOPE, **errors(*START_ERRORS)},
-    )
-    @action(detail=True, methods=["post"], url_path="start_progress")
-    def start_progress(self, request: Request, pk: str) -> Response:
-        body = StartProgressInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        return self._start({"id": job_id(pk)}, body.validated_data)
-
-    def _start(self, job_identifier: dict[str, Any], body: dict[str, Any]) -> Response:
-        job = start_progress(
+    def _transition(
+        self, declared: JobTransition, job_identifier: dict[str, Any], body: dict[str, Any]
+    ) -> Response:
+        job = job_transition(
+            transition=declared,
             job=job_identifier,
             status=body.get("status_identifier"),
             user=self.request.user,
             channel=Channel.API,
+            **{p.name: body.get(p.api_name) for p in declared.parameters},
         )
         return self._render(job.pk, body.get("fields_set"))
+
+
+def is_default(job_type: JobType, status: Any) -> bool:
+    """Whether the type enters `status` by default when a job enters the status's state."""
+    field = DEFAULT_STATUS_FIELD.get(status.life_cycle_state)
+    return field is not None and getattr(job_type, f"{field}_id") == status.pk
+
+
+def parse_query_identifier(raw: str) -> dict[str, str]:
+    """CRM.COM's identifier in a query string: `alternative_code=REPAIR` as {"alternative_code":
+    "REPAIR"} (the query parser already split `job_type_identifier=` off)."""
+    key, sep, value = raw.partition("=")
+    if not sep or key not in CATALOG_IDENTIFIER_FIELDS:
+        raise InvalidIdentifier(
+            "job_type_identifier must read field=value.",
+            f"Use one of {', '.join(CATALOG_IDENTIFIER_FIELDS)}, e.g. alternative_code=REPAIR.",
+        )
+    if key == "id" and value.isdigit() and int(value) > MAX_ID:
+        # As for an id in a path: a number past the id column's range names no row.
+        raise JobTypeNotFound(
+            "No job type matches job_type_identifier.", "Check the job type's id."
+        )
+    return {key: value}
+
+
+def _transition_actions(declared: JobTransition) -> dict[str, Any]:
+    """The two actions of one declared transition: CRM.COM's (the job in the body) and ours (the
+    job in the path). Both parse the body, call the service and render the job alike."""
+    by_identifier_body = transition_input(declared, by_identifier=True)
+    in_path_body = transition_input(declared, by_identifier=False)
+    codes = (*TRANSITION_ERRORS, *(p.not_found.code for p in declared.parameters))
+
+    def by_identifier(self: JobViewSet, request: Request) -> Response:
+        body = by_identifier_body(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._transition(
+            declared, body.validated_data["job_identifier"], body.validated_data
+        )
+
+    def in_path(self: JobViewSet, request: Request, pk: str) -> Response:
+        body = in_path_body(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._transition(declared, {"id": job_id(pk)}, body.validated_data)
+
+    by_identifier.__name__ = f"{declared.name}_by_identifier"
+    in_path.__name__ = declared.name
+    return {
+        by_identifier.__name__: extend_schema(
+            summary=f"{declared.label}: the job named in the body (CRM.COM's method)",
+            request=by_identifier_body,
+            responses={200: JOB_ENVELOPE, **errors("MANDATORY_PARAMETER_MISSING", *codes)},
+        )(
+            action(detail=False, methods=["post"], url_path=f"all_scopes/{declared.name}")(
+                by_identifier
+            )
+        ),
+        in_path.__name__: extend_schema(
+            summary=f"{declared.label}: this job",
+            parameters=[JOB_ID_IN_PATH],
+            request=in_path_body,
+            responses={200: JOB_ENVELOPE, **errors(*codes)},
+        )(action(detail=True, methods=["post"], url_path=declared.name)(in_path)),
+    }
+
+
+for _declared in TRANSITIONS.values():
+    for _name, _method in _transition_actions(_declared).items():
+        setattr(JobViewSet, _name, _method)
 
 
 class LoginInput(serializers.Serializer):

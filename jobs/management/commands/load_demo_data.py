@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from jobs.models import (
@@ -18,35 +19,46 @@ from jobs.models import (
     ExpirationSetting,
     FulfillmentScope,
     Job,
+    JobCancellationReason,
     JobStatus,
     JobType,
     LifeCycleState,
 )
+from jobs.transitions import TRANSITIONS
 
 DEMO_USERS = {
     # username: (password, role)
     "admin": ("admin-demo-pw", "superuser"),
-    "dispatcher": ("dispatcher-demo-pw", "may view and start jobs"),
+    "dispatcher": ("dispatcher-demo-pw", "may view, start, complete and cancel jobs"),
+    "technician": ("technician-demo-pw", "may view, start and complete jobs, not cancel them"),
     "viewer": ("viewer-demo-pw", "may only view jobs"),
 }
 
-DISPATCHER_PERMISSIONS = [
-    "view_job",
-    "start_progress_job",
-    "view_jobtype",
-    "view_jobstatus",
-    "view_assignment",
-    "view_jobtransitionlog",
-]
 VIEWER_PERMISSIONS = [
     "view_job",
     "view_jobtype",
     "view_jobstatus",
+    "view_jobcancellationreason",
     "view_assignment",
     "view_jobtransitionlog",
 ]
+TECHNICIAN_PERMISSIONS = [*VIEWER_PERMISSIONS, "start_progress_job", "complete_job"]
+DISPATCHER_PERMISSIONS = [*TECHNICIAN_PERMISSIONS, "cancel_job"]
+GROUPS = {
+    # group: (its permissions, its demo user)
+    "Dispatchers": (DISPATCHER_PERMISSIONS, "dispatcher"),
+    "Technicians": (TECHNICIAN_PERMISSIONS, "technician"),
+    "Viewers": (VIEWER_PERMISSIONS, "viewer"),
+}
 
-# code: (name, scope, expiration, days, has default start status)
+# code: (name, description); the first is every type's default but the survey's.
+CANCELLATION_REASONS = {
+    "CUSTOMER": ("Customer request", "The customer called the job off."),
+    "NO_ACCESS": ("No access", "The technician could not get into the site."),
+    "DUPLICATE": ("Duplicate", "Another job covers the same work."),
+}
+
+# code: (name, scope, expiration, days, has defaults: statuses for each transition and a reason)
 DEMO_TYPES = {
     "INSTALL": (
         "New installation",
@@ -99,7 +111,7 @@ JOB_COUNT = 200
 
 
 class Command(BaseCommand):
-    help = "Load demo statuses, types, users and about 200 jobs (idempotent; demo only)."
+    help = "Load demo statuses, types, reasons, users and 200 jobs (idempotent; demo only)."
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
@@ -107,20 +119,19 @@ class Command(BaseCommand):
         types = self.types()
         created = self.jobs(types, users) if not Job.objects.exists() else 0
         self.stdout.write(f"Demo data ready: {len(types)} job types, {created} jobs created.")
+        counts = dict(
+            Job.objects.order_by().values_list("life_cycle_state").annotate(n=Count("pk"))
+        )
+        self.stdout.write(
+            "Jobs by state: "
+            + ", ".join(f"{state} {counts.get(state, 0)}" for state in LifeCycleState.values)
+            + "."
+        )
         self.stdout.write("Demo logins (demo only):")
         for username, (password, role) in DEMO_USERS.items():
             self.stdout.write(f"  {username} / {password}  ({role})")
 
     def users(self) -> dict[str, Any]:
-        groups = {
-            "Dispatchers": DISPATCHER_PERMISSIONS,
-            "Viewers": VIEWER_PERMISSIONS,
-        }
-        for name, codenames in groups.items():
-            group, _ = Group.objects.get_or_create(name=name)
-            group.permissions.set(
-                Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames)
-            )
         users = {}
         for username, (password, _role) in DEMO_USERS.items():
             user, created = get_user_model().objects.get_or_create(
@@ -137,8 +148,12 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save()
             users[username] = user
-        users["dispatcher"].groups.add(Group.objects.get(name="Dispatchers"))
-        users["viewer"].groups.add(Group.objects.get(name="Viewers"))
+        for name, (codenames, username) in GROUPS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            group.permissions.set(
+                Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames)
+            )
+            users[username].groups.add(group)
         return users
 
     def types(self) -> list[JobType]:
@@ -149,8 +164,14 @@ class Command(BaseCommand):
             )[0]
             for code, name in SHARED_IN_PROGRESS.items()
         ]
+        reasons = [
+            JobCancellationReason.objects.get_or_create(
+                alternative_code=code, defaults={"name": name, "description": description}
+            )[0]
+            for code, (name, description) in CANCELLATION_REASONS.items()
+        ]
         types = []
-        for code, (name, scope, expiration, days, has_default) in DEMO_TYPES.items():
+        for code, (name, scope, expiration, days, has_defaults) in DEMO_TYPES.items():
             job_type, _ = JobType.objects.get_or_create(
                 alternative_code=code,
                 defaults={
@@ -169,14 +190,20 @@ class Command(BaseCommand):
                 for state, word in STATE_WORDS.items()
             ]
             job_type.allowed_statuses.add(*own, *shared)
-            if has_default and job_type.default_start_status is None:
-                job_type.default_start_status = own[2]  # the IN_PROGRESS one
-                job_type.save(update_fields=["default_start_status"])
+            if has_defaults:
+                in_state = {status.life_cycle_state: status for status in own}
+                for declared in TRANSITIONS.values():
+                    if getattr(job_type, declared.default_status_field) is None:
+                        setattr(job_type, declared.default_status_field, in_state[declared.target])
+                if job_type.default_cancellation_reason is None:
+                    job_type.default_cancellation_reason = reasons[0]
+                job_type.save()
             types.append(job_type)
         return types
 
     def jobs(self, types: list[JobType], users: dict[str, Any]) -> int:
         rng = random.Random(19)  # the same demo every time
+        reasons = list(JobCancellationReason.objects.order_by("pk"))
         statuses = {
             (s.jobtype_id, s.jobstatus.life_cycle_state): s.jobstatus_id
             for s in JobType.allowed_statuses.through.objects.select_related("jobstatus")
@@ -195,18 +222,30 @@ class Command(BaseCommand):
             job_type = rng.choice(types)
             state = rng.choice(states)
             created = now - timedelta(hours=JOB_COUNT - index)
+            # The draws keep their order, so the demo stays the same job by job.
+            description = (
+                f"{job_type.name} at {rng.randint(1, 250)} "
+                f"{rng.choice(['Main St', 'Harbour Rd', 'Hill Ave', 'Station Sq'])}"
+            )
+            scheduled = created + timedelta(days=rng.randint(1, 10))
             job = Job(
-                description=f"{job_type.name} at {rng.randint(1, 250)} "
-                f"{rng.choice(['Main St', 'Harbour Rd', 'Hill Ave', 'Station Sq'])}",
+                description=description,
                 type=job_type,
                 status_id=statuses[(job_type.pk, state)],
                 life_cycle_state=state,
-                scheduled_date=created + timedelta(days=rng.randint(1, 10)),
+                scheduled_date=scheduled,
                 created_date=created,
                 updated_date=created,
                 created_by_user=users["admin"],
                 updated_by_user=users["admin"],
             )
+            # What the transitions would have recorded, had these jobs lived through them.
+            if state in (LifeCycleState.IN_PROGRESS, LifeCycleState.COMPLETED):
+                job.actual_start_date = created + timedelta(minutes=30)
+            if state == LifeCycleState.COMPLETED:
+                job.actual_completed_date = created + timedelta(minutes=90)
+            if state == LifeCycleState.CANCELLED:
+                job.cancellation_reason = reasons[index % len(reasons)]
             job.save()
             if index % 3 == 0:
                 Assignment.objects.create(

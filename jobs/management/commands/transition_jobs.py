@@ -1,0 +1,274 @@
+"""Run a transition on jobs from the command line: the same service as the API and the admin.
+
+`transition_jobs TRANSITION …` serves every transition declared in `jobs.transitions`;
+`start_job_progress` is this command with the transition fixed.
+
+Exit codes: 0 every named job moved (or would, with --dry-run); 1 some were skipped, or a batch
+failed; 2 bad arguments, with nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.db import DatabaseError, models
+
+from jobs.exceptions import JobsError, PermissionDenied
+from jobs.models import Channel, Job, JobStatus, JobType
+from jobs.selectors import catalog_entry_named
+from jobs.services import Outcome, job_bulk_transition
+from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
+
+BAD_ARGUMENTS = 2
+
+
+class Progress:
+    """A one-line progress bar, drawn only when the output is a terminal."""
+
+    def __init__(self, out: OutputWrapper, total: int | None, enabled: bool) -> None:
+        self.out, self.total, self.enabled, self.done = out, total or 0, enabled and bool(total), 0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.enabled:
+            width = 30
+            filled = width * min(self.done, self.total) // self.total
+            bar = "#" * filled + "." * (width - filled)
+            self.out.write(f"\r[{bar}] {self.done}/{self.total} jobs", ending="")
+            self.out.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.out.write("\r\033[K", ending="")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a transition (start_progress, complete or cancel) on jobs named by number, or on "
+        "every job whose state allows it (--eligible)."
+    )
+    # Set by a command that serves one transition (start_job_progress); else an argument.
+    transition: JobTransition | None = None
+    eligible_option = "--eligible"
+    eligible_help = "every job whose state allows the transition (narrow with the next two)"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        if self.transition is None:
+            parser.add_argument("transition", choices=list(TRANSITIONS), metavar="TRANSITION")
+        parser.add_argument(
+            "numbers", nargs="*", metavar="NUMBER", help="job numbers, e.g. JB00019"
+        )
+        parser.add_argument(
+            self.eligible_option, dest="eligible", action="store_true", help=self.eligible_help
+        )
+        narrows = f"with {self.eligible_option}"
+        parser.add_argument("--type", help=f"{narrows}: a job type's id, name or code")
+        parser.add_argument(
+            "--status-from", help=f"{narrows}: only jobs now in this status (id, name or code)"
+        )
+        parser.add_argument(
+            "--status", help="the status to enter (id, name or code); default: the type's"
+        )
+        for parameter in self.parameters():
+            parser.add_argument(
+                parameter.option,
+                dest=parameter.name,
+                help=f"{parameter.label.lower()} (id, name or code); default: the type's",
+            )
+        parser.add_argument(
+            "--user",
+            default=settings.JOBS_COMMAND_DEFAULT_USER or None,
+            help="username recorded as the one who ran the transition"
+            + (
+                f" (default: {settings.JOBS_COMMAND_DEFAULT_USER})"
+                if settings.JOBS_COMMAND_DEFAULT_USER
+                else ""
+            ),
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="report what would happen; change nothing"
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=settings.JOBS_BULK_BATCH_SIZE,
+            help="jobs locked and committed together (default: %(default)s)",
+        )
+        parser.add_argument("--format", choices=["text", "json"], default="text")
+
+    def parameters(self) -> list[ExtraParameter]:
+        """The extra parameters this command's transitions take, each once."""
+        transitions = [self.transition] if self.transition else TRANSITIONS.values()
+        found = {p.name: p for t in transitions for p in t.parameters}
+        return list(found.values())
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        declared = self.transition or TRANSITIONS[options["transition"]]
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1", returncode=BAD_ARGUMENTS)
+        jobs = self.select_jobs(declared, options)
+        user = self.find_user(options["user"])
+        status = find_by_identifier(JobStatus, options["status"], "--status")
+        parameters = self.parameter_values(declared, options)
+        interactive = self.stdout.isatty() and options["format"] == "text"
+        total = (len(jobs) if isinstance(jobs, list) else jobs.count()) if interactive else None
+        progress = Progress(self.stdout, total, enabled=interactive)
+
+        report = Report(self, declared, options["format"], options["dry_run"], progress)
+        try:
+            summary = job_bulk_transition(
+                transition=declared,
+                jobs=jobs,
+                status=status,
+                user=user,
+                channel=Channel.COMMAND,
+                batch_size=options["batch_size"],
+                dry_run=options["dry_run"],
+                on_batch=report.batch,
+                **parameters,
+            )
+        except PermissionDenied as refusal:
+            raise CommandError(
+                f"user {user.username!r} may not {declared.verb} jobs: {refusal.description}",
+                returncode=BAD_ARGUMENTS,
+            ) from None
+        except DatabaseError as failure:
+            report.failed(failure)
+            sys.exit(1)
+        report.finish()
+        if summary.skipped:
+            sys.exit(1)
+
+    def parameter_values(self, declared: JobTransition, options: dict[str, Any]) -> dict:
+        taken = {p.name for p in declared.parameters}
+        values = {}
+        for parameter in self.parameters():
+            value = options.get(parameter.name)
+            if value is None:
+                continue
+            if parameter.name not in taken:
+                raise CommandError(
+                    f"{parameter.option} does not go with {declared.name}",
+                    returncode=BAD_ARGUMENTS,
+                )
+            values[parameter.name] = find_by_identifier(parameter.model, value, parameter.option)
+        return values
+
+    def select_jobs(
+        self, declared: JobTransition, options: dict[str, Any]
+    ) -> list[str] | models.QuerySet[Job]:
+        numbers, eligible = options["numbers"], self.eligible_option
+        if numbers and options["eligible"]:
+            raise CommandError(
+                f"name job numbers or use {eligible}, not both", returncode=BAD_ARGUMENTS
+            )
+        if not numbers and not options["eligible"]:
+            raise CommandError(
+                f"no jobs named: give job numbers, or {eligible}", returncode=BAD_ARGUMENTS
+            )
+        if numbers:
+            if options["type"] or options["status_from"]:
+                raise CommandError(
+                    f"--type and --status-from only narrow {eligible}", returncode=BAD_ARGUMENTS
+                )
+            return numbers
+        jobs = Job.objects.filter(life_cycle_state__in=declared.sources)
+        if options["type"]:
+            jobs = jobs.filter(type=find_by_identifier(JobType, options["type"], "--type"))
+        if options["status_from"]:
+            jobs = jobs.filter(
+                status=find_by_identifier(JobStatus, options["status_from"], "--status-from")
+            )
+        return jobs
+
+    def find_user(self, username: str | None) -> Any:
+        if not username:
+            raise CommandError(
+                "--user is required (or set JOBS_COMMAND_DEFAULT_USER)", returncode=BAD_ARGUMENTS
+            )
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"unknown user {username!r}", returncode=BAD_ARGUMENTS)
+        if not user.is_active:
+            raise CommandError(f"user {username!r} is inactive", returncode=BAD_ARGUMENTS)
+        return user
+
+
+def find_by_identifier(model: type[models.Model], value: str | None, option: str) -> Any:
+    """The one row whose id, name or alternative code is `value` (None when no value)."""
+    if value is None:
+        return None
+    try:
+        return catalog_entry_named(model, value)
+    except JobsError as refusal:
+        raise CommandError(f"{option}: {refusal.message}", returncode=BAD_ARGUMENTS) from None
+
+
+class Report:
+    """Renders outcomes as they are committed: lines of text, or one JSON document at the end."""
+
+    def __init__(
+        self,
+        command: Command,
+        declared: JobTransition,
+        fmt: str,
+        dry_run: bool,
+        progress: Progress,
+    ) -> None:
+        self.command, self.declared, self.fmt = command, declared, fmt
+        self.dry_run, self.progress = dry_run, progress
+        self.done: list[str] = []
+        self.skipped: list[Outcome] = []
+
+    def batch(self, outcomes: list[Outcome]) -> None:
+        self.done.extend(o.number for o in outcomes if o.done)
+        self.skipped.extend(o for o in outcomes if not o.done)
+        if self.fmt == "json":
+            return
+        self.progress.clear()
+        verb = f"would {self.declared.verb}" if self.dry_run else self.declared.past
+        for outcome in outcomes:
+            if outcome.done:
+                self.command.stdout.write(f"{verb}  {outcome.number}")
+            else:
+                self.command.stdout.write(
+                    f"skipped  {outcome.number}  {outcome.code}  {outcome.reason}"
+                )
+        self.progress.advance(len(outcomes))
+
+    def finish(self, error: str | None = None) -> None:
+        if self.fmt == "json":
+            past = self.declared.past
+            document = {
+                "dry_run": self.dry_run,
+                past: self.done,
+                "skipped": [
+                    {"number": o.number, "code": o.code, "reason": o.reason} for o in self.skipped
+                ],
+                "counts": {past: len(self.done), "skipped": len(self.skipped)},
+            }
+            if error:
+                document["error"] = error
+            self.command.stdout.write(json.dumps(document, indent=2))
+            return
+        self.progress.clear()
+        verb = f"Would {self.declared.verb}" if self.dry_run else self.declared.past.capitalize()
+        line = f"{verb} {len(self.done)}, skipped {len(self.skipped)}."
+        style = self.command.style.WARNING if self.skipped else self.command.style.SUCCESS
+        self.command.stdout.write(style(line))
+
+    def failed(self, failure: DatabaseError) -> None:
+        message = (
+            f"a batch failed and was rolled back ({type(failure).__name__}: {failure}); "
+            "the batches before it are committed. Run the same command again to finish the rest."
+        )
+        if self.fmt == "json":
+            self.finish(error=message)
+        else:
+            self.progress.clear()
+        self.command.stderr.write(f"error: {message}")

@@ -1,0 +1,70 @@
+"""Read-only look-ups the doors and the service share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Model, Q, QuerySet
+
+from jobs.exceptions import (
+    CancellationReasonNotFound,
+    InvalidIdentifier,
+    JobsError,
+    JobTypeNotFound,
+    StatusNotFound,
+)
+from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
+from jobs.models import Job, JobCancellationReason, JobStatus, JobType
+
+NOT_FOUND: dict[type[Model], type[JobsError]] = {
+    JobStatus: StatusNotFound,
+    JobType: JobTypeNotFound,
+    JobCancellationReason: CancellationReasonNotFound,
+}
+
+
+def catalog_entry_named(model: type[Model], value: str) -> Any:
+    """The one status, type or reason whose id, name or alternative code is `value`, as an
+    operator types it on the command line."""
+    matches = Q(name=value) | Q(alternative_code=value)
+    if value.isdigit():
+        matches |= Q(pk=int(value))
+    found = list(model.objects.filter(matches)[:2])
+    noun = model._meta.verbose_name
+    if not found:
+        raise NOT_FOUND[model](
+            f"no {noun} has the id, name or code {value!r}", f"Name an existing {noun}."
+        )
+    if len(found) > 1:
+        raise InvalidIdentifier(
+            f"{value!r} names more than one {noun}; use its id", f"Name the {noun} by its id."
+        )
+    return found[0]
+
+
+def job_type_by_identifier(identifier: Any, *, parameter: str = "job_type_identifier") -> JobType:
+    lookup = parse_identifier(identifier, fields=CATALOG_IDENTIFIER_FIELDS, parameter=parameter)
+    job_type = JobType.objects.filter(**lookup).first()
+    if job_type is None:
+        raise JobTypeNotFound(
+            f"No job type matches {parameter}.",
+            "Name an existing job type by id, name or alternative_code.",
+        )
+    return job_type
+
+
+def statuses_allowed_for_every_type(jobs: QuerySet[Job], state: str) -> list[JobStatus]:
+    """The statuses in `state` that every job type among `jobs` allows: two queries."""
+    type_ids = list(jobs.order_by().values_list("type_id", flat=True).distinct())
+    if not type_ids:
+        return []
+    return list(
+        JobStatus.objects.filter(life_cycle_state=state)
+        .annotate(
+            types_allowing=Count(
+                "allowed_for_types", filter=Q(allowed_for_types__in=type_ids), distinct=True
+            )
+        )
+        .filter(types_allowing=len(type_ids))
+        .order_by("name")
+    )

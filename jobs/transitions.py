@@ -1,0 +1,143 @@
+"""Every transition a door may run, declared once.
+
+The model's `@transition` is the source of truth for what django-fsm knows: the source states, the
+target state and the permission are read from it, never restated. A declaration adds what the
+doors and the service need beyond that: which type field holds the default status, the extra
+parameters the transition takes, the event it announces, and the words people read.
+
+Adding a transition: write the `@transition` method on `Job`, declare it in `TRANSITIONS` below,
+write its tests. The service, the API actions, the admin actions and buttons and the command all
+read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from django.db import models
+from django_fsm import FSMMeta, can_proceed
+
+from jobs.exceptions import CancellationReasonNotFound, JobsError
+from jobs.models import Job, JobCancellationReason, LifeCycleState
+
+
+@dataclass(frozen=True)
+class ExtraParameter:
+    """A catalog entry a transition records besides the status (cancel's reason): asked for by
+    identifier, else the type's default, else null. It is written to the job's and the log's
+    column of the same name."""
+
+    name: str  # the model method's keyword, and the Job and log column
+    model: type[models.Model]
+    type_default_field: str  # the JobType field holding the default
+    api_name: str  # the identifier's name in a request body
+    option: str  # the command's option
+    label: str  # what a person reads
+    not_found: type[JobsError]
+
+
+CANCELLATION_REASON = ExtraParameter(
+    name="cancellation_reason",
+    model=JobCancellationReason,
+    type_default_field="default_cancellation_reason",
+    api_name="cancellation_reason_identifier",
+    option="--reason",
+    label="Cancellation reason",
+    not_found=CancellationReasonNotFound,
+)
+
+
+@dataclass(frozen=True)
+class JobTransition:
+    name: str  # the Job method, and the name in every door (URL, action, command argument)
+    label: str  # "Start progress": the admin's action and button
+    verb: str  # "start": "would start", "Start 3 jobs"
+    action: str  # "start progress on": "You may not start progress on jobs."
+    past: str  # "started": "3 jobs started", "Started 3, skipped 1."
+    default_status_field: str  # the JobType field holding the status to enter by default
+    event: str  # the event type announced to other systems
+    parameters: tuple[ExtraParameter, ...] = ()
+
+    @cached_property
+    def _meta(self) -> FSMMeta:
+        return getattr(Job, self.name)._django_fsm
+
+    @cached_property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self._meta.transitions)
+
+    @cached_property
+    def target(self) -> str:
+        (target,) = {t.target for t in self._meta.transitions.values()}
+        return target
+
+    @cached_property
+    def permission(self) -> str:
+        (permission,) = {t.permission for t in self._meta.transitions.values()}
+        return permission
+
+    def allows(self, job: Job) -> bool:
+        """Whether the job's current state lets this transition run (django-fsm decides)."""
+        return can_proceed(getattr(job, self.name))
+
+    def run(self, job: Job, **kwargs: Any) -> None:
+        getattr(job, self.name)(**kwargs)
+
+    @cached_property
+    def sources_text(self) -> str:
+        """ "PENDING", "DRAFT, PENDING or IN_PROGRESS"."""
+        return _either(list(self.sources))
+
+    @cached_property
+    def not_allowed_label(self) -> str:
+        """How a skip for the wrong state reads: "not pending"."""
+        return "not " + _either([LifeCycleState(s).label.lower() for s in self.sources])
+
+
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+START_PROGRESS = JobTransition(
+    name="start_progress",
+    label="Start progress",
+    verb="start",
+    action="start progress on",
+    past="started",
+    default_status_field="default_start_status",
+    event="job.started",
+)
+COMPLETE = JobTransition(
+    name="complete",
+    label="Complete",
+    verb="complete",
+    action="complete",
+    past="completed",
+    default_status_field="default_complete_status",
+    event="job.completed",
+)
+CANCEL = JobTransition(
+    name="cancel",
+    label="Cancel",
+    verb="cancel",
+    action="cancel",
+    past="cancelled",
+    default_status_field="default_cancel_status",
+    event="job.cancelled",
+    parameters=(CANCELLATION_REASON,),
+)
+
+TRANSITIONS: dict[str, JobTransition] = {t.name: t for t in (START_PROGRESS, COMPLETE, CANCEL)}
+
+
+def get_transition(transition: str | JobTransition) -> JobTransition:
+    if isinstance(transition, JobTransition):
+        return transition
+    try:
+        return TRANSITIONS[transition]
+    except KeyError:
+        raise ValueError(
+            f"unknown transition {transition!r}; one of: {', '.join(TRANSITIONS)}"
+        ) from None

@@ -5,9 +5,21 @@ from tests.factories import UserFactory
 
 @pytest.fixture
 def dispatcher(db):
-    """May view and start jobs."""
+    """May view jobs and run every transition: start, complete, cancel."""
     return UserFactory(
-        username="dispatcher", is_staff=True, permissions=["view_job", "start_progress_job"]
+        username="dispatcher",
+        is_staff=True,
+        permissions=["view_job", "start_progress_job", "complete_job", "cancel_job"],
+    )
+
+
+@pytest.fixture
+def technician(db):
+    """May view, start and complete jobs, but not cancel them."""
+    return UserFactory(
+        username="technician",
+        is_staff=True,
+        permissions=["view_job", "start_progress_job", "complete_job"],
     )
 
 
@@ -58,13 +70,11 @@ def unchanged(db):
     """Call it after building the test data; it checks at teardown that nothing has moved."""
     from jobs.models import Job, JobTransitionLog
 
+    columns = [field.attname for field in Job._meta.concrete_fields]
+
     def state():
         return (
-            list(
-                Job.objects.order_by("pk").values_list(
-                    "pk", "life_cycle_state", "status_id", "updated_date", "expiration_date"
-                )
-            ),
+            list(Job.objects.order_by("pk").values_list(*columns)),
             JobTransitionLog.objects.count(),
         )
 

@@ -8,10 +8,12 @@ from jobs.models import (
     Assignment,
     ExpirationSetting,
     Job,
+    JobCancellationReason,
     JobStatus,
     JobType,
     LifeCycleState,
 )
+from jobs.transitions import TRANSITIONS
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -52,8 +54,17 @@ class JobStatusFactory(factory.django.DjangoModelFactory):
     life_cycle_state = LifeCycleState.IN_PROGRESS
 
 
+class JobCancellationReasonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JobCancellationReason
+
+    name = factory.Sequence(lambda n: f"Reason {n}")
+    alternative_code = factory.Sequence(lambda n: f"RS{n}")
+
+
 class JobTypeFactory(factory.django.DjangoModelFactory):
-    """A type allowing one status per life cycle state; the IN_PROGRESS one is the default."""
+    """A type allowing one status per life cycle state, each transition's default being the one in
+    its target state; `without_default` leaves every default unset."""
 
     class Meta:
         model = JobType
@@ -82,8 +93,10 @@ class JobTypeFactory(factory.django.DjangoModelFactory):
         ]
         job_type.allowed_statuses.add(*statuses)
         if with_default:
-            job_type.default_start_status = statuses[2]  # the IN_PROGRESS one
-            job_type.save(update_fields=["default_start_status"])
+            in_state = {status.life_cycle_state: status for status in statuses}
+            for declared in TRANSITIONS.values():
+                setattr(job_type, declared.default_status_field, in_state[declared.target])
+            job_type.save()
         return job_type
 
 
@@ -92,7 +105,7 @@ def status_of(job_type: JobType, state: str) -> JobStatus:
 
 
 class JobFactory(factory.django.DjangoModelFactory):
-    """A PENDING job, in its type's status for that state."""
+    """A PENDING job (or in the `life_cycle_state` given), in its type's status for that state."""
 
     class Meta:
         model = Job
@@ -112,15 +125,13 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
     unit = factory.SubFactory(GroupFactory)
 
 
-def bulk_pending_jobs(job_type: JobType, count: int, prefix: str = "BK") -> list[Job]:
-    """Many pending jobs at once, for tests about hundreds of jobs (numbers given, not derived)."""
-    pending = status_of(job_type, LifeCycleState.PENDING)
+def bulk_pending_jobs(
+    job_type: JobType, count: int, prefix: str = "BK", state: str = LifeCycleState.PENDING
+) -> list[Job]:
+    """Many jobs at once (pending unless `state` says otherwise), for tests about hundreds of
+    jobs (numbers given, not derived)."""
+    status = status_of(job_type, state)
     return Job.objects.bulk_create(
-        Job(
-            number=f"{prefix}{i:05d}",
-            type=job_type,
-            status=pending,
-            life_cycle_state=LifeCycleState.PENDING,
-        )
+        Job(number=f"{prefix}{i:05d}", type=job_type, status=status, life_cycle_state=state)
         for i in range(count)
     )

@@ -1,10 +1,30 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+
+ROOT = "/crmapi/rest/v2/"
+LOGIN = ROOT + "authentication/token"
+RELEASE = ROOT + "authentication/token/release"
+JOBS = ROOT + "jobs"
+
+
+def by_identifier_url(transition: str) -> str:
+    """CRM.COM's method: the job named in the body."""
+    return f"{JOBS}/all_scopes/{transition}"
+
+
+def in_path_url(job, transition: str) -> str:
+    return f"{JOBS}/{job.pk}/{transition}"
+
+
+def code_of(response) -> tuple[int, str]:
+    return response.status_code, response.json()["status"]["code"]
+
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
@@ -57,3 +77,26 @@ def failing_log_insert(on_call: int) -> Iterator[None]:
 
     with connection.execute_wrapper(wrapper):
         yield
+
+
+def run_command(name: str, *args: str) -> tuple[int, str, str]:
+    """Run a management command as an operator would; return (exit code, stdout, stderr)."""
+    from django.core.management import CommandError, call_command
+
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(name, *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    except CommandError as error:
+        code = error.returncode
+        err.write(str(error))
+    return code, out.getvalue(), err.getvalue()
+
+
+def states(*jobs) -> list[str]:
+    """Each job's life cycle state as the database has it now."""
+    from jobs.models import Job
+
+    return [Job.objects.get(pk=j.pk).life_cycle_state for j in jobs]

@@ -11,7 +11,13 @@ import pytest
 from django.db import connections
 
 from jobs.models import Job, LifeCycleState
-from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory, UserFactory
+from tests.factories import (
+    JobCancellationReasonFactory,
+    JobFactory,
+    JobStatusFactory,
+    JobTypeFactory,
+    UserFactory,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -49,13 +55,16 @@ def browser_page(monkeypatch):
         browser.close()
 
 
-def test_a_dispatcher_starts_three_pending_jobs_from_the_admin(live_server, browser_page):
+def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
+    live_server, browser_page
+):
     UserFactory(
         username="dispatcher",
         password="dispatcher-pw",
         is_staff=True,
-        permissions=["view_job", "start_progress_job"],
+        permissions=["view_job", "start_progress_job", "complete_job", "cancel_job"],
     )
+    JobCancellationReasonFactory(name="No access")
     job_type = JobTypeFactory(name="Repair")
     onsite = JobStatusFactory(name="On site")
     job_type.allowed_statuses.add(onsite)
@@ -94,6 +103,28 @@ def test_a_dispatcher_starts_three_pending_jobs_from_the_admin(live_server, brow
     assert started.count() == 3
     assert {job.status for job in started} == {onsite}
     assert set(started.values_list("pk", flat=True)) <= {job.pk for job in pending}
+
+    # complete one started job from its page
+    done = started.first()
+    page.goto(f"{live_server.url}/admin/jobs/job/{done.pk}/change/")
+    expect(page.locator("#start-progress-button")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "admin-job-buttons.png"))
+    page.click("#complete-button")
+    expect(page.locator("ul.messagelist")).to_contain_text(f"Job {done.number} completed.")
+
+    # cancel the job still pending, with a reason
+    left = Job.objects.get(life_cycle_state=LifeCycleState.PENDING)
+    page.goto(f"{live_server.url}/admin/jobs/job/{left.pk}/change/")
+    page.select_option("#cancel-form select[name=cancellation_reason]", label="No access")
+    page.click("#cancel-button")
+    expect(page.locator("ul.messagelist")).to_contain_text(f"Job {left.number} cancelled.")
+    page.screenshot(path=str(ARTIFACTS / "admin-job-cancelled.png"), full_page=True)
+    assert Job.objects.get(pk=done.pk).life_cycle_state == LifeCycleState.COMPLETED
+    cancelled = Job.objects.get(pk=left.pk)
+    assert (cancelled.life_cycle_state, cancelled.cancellation_reason.name) == (
+        LifeCycleState.CANCELLED,
+        "No access",
+    )
     # This body ran beside Playwright's event loop, where Django keeps a connection apart from
     # the one teardown closes; left open, PostgreSQL could not drop the test database.
     connections.close_all()

@@ -12,12 +12,9 @@ from tests.factories import (
     UserFactory,
     status_of,
 )
-from tests.helpers import count_queries
+from tests.helpers import JOBS, ROOT, count_queries
 
 pytestmark = pytest.mark.django_db
-
-ROOT = "/crmapi/rest/v2/"
-JOBS = ROOT + "jobs"
 
 
 def job_selects(queries) -> list[str]:

@@ -4,16 +4,9 @@ import pytest
 from rest_framework_simplejwt.tokens import SlidingToken
 
 from tests.factories import JobFactory, UserFactory
+from tests.helpers import JOBS, LOGIN, RELEASE, code_of
 
 pytestmark = pytest.mark.django_db
-
-LOGIN = "/crmapi/rest/v2/authentication/token"
-RELEASE = "/crmapi/rest/v2/authentication/token/release"
-JOBS = "/crmapi/rest/v2/jobs"
-
-
-def code_of(response) -> tuple[int, str]:
-    return response.status_code, response.json()["status"]["code"]
 
 
 def login(api, username="dispatcher", password="pw", **extra):

@@ -2,31 +2,17 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 
-from jobs.models import Job, JobTransitionLog, LifeCycleState
+from jobs.models import JobTransitionLog, LifeCycleState
 from tests.factories import JobFactory, JobStatusFactory, JobTypeFactory, status_of
-from tests.helpers import failing_log_insert
+from tests.helpers import failing_log_insert, run_command, states
 
 pytestmark = pytest.mark.django_db
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    """Run start_job_progress as an operator would; return (exit code, stdout, stderr)."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("start_job_progress", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    except CommandError as error:
-        code = error.returncode
-        err.write(str(error))
-    return code, out.getvalue(), err.getvalue()
-
-
-def states(*jobs: Job) -> list[str]:
-    return [Job.objects.get(pk=j.pk).life_cycle_state for j in jobs]
+    return run_command("start_job_progress", *args)
 
 
 def test_it_starts_the_named_jobs_and_exits_0(dispatcher):

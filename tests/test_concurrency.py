@@ -1,4 +1,4 @@
-"""What happens when many callers start the same jobs at once. Needs real row locks and real
+"""What happens when many callers move the same jobs at once. Needs real row locks and real
 concurrent connections, so it runs on PostgreSQL (DATABASE_URL) and is skipped on SQLite."""
 
 import threading
@@ -10,8 +10,8 @@ from django.db import connection
 
 from jobs.exceptions import JobsError
 from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
-from jobs.services import bulk_start_progress, start_progress
-from tests.factories import JobFactory, JobTypeFactory, UserFactory
+from jobs.services import bulk_start_progress, job_bulk_transition, job_transition, start_progress
+from tests.factories import JobFactory, JobTypeFactory, UserFactory, bulk_pending_jobs
 from tests.helpers import requires_postgresql
 
 pytestmark = [requires_postgresql, pytest.mark.django_db(transaction=True)]
@@ -97,3 +97,54 @@ def test_jobs_created_at_the_same_time_get_distinct_numbers():
 
     assert all(isinstance(n, str) for n in created), created
     assert len(set(created)) == 10
+
+
+def test_twenty_simultaneous_completions_of_one_job_give_one_success_and_nineteen_conflicts():
+    dispatcher = UserFactory(username="dispatcher", permissions=["complete_job"])
+    job = JobFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+
+    results = run_at_once(
+        20,
+        lambda _: job_transition(
+            transition="complete", job={"id": job.pk}, user=dispatcher, channel=Channel.API
+        ),
+    )
+
+    outcomes = Counter(r.code if isinstance(r, JobsError) else type(r).__name__ for r in results)
+    assert outcomes == {"Job": 1, "JOB_STATE_CONFLICT": 19}
+    assert JobTransitionLog.objects.filter(job=job).count() == 1
+    assert Job.objects.get(pk=job.pk).life_cycle_state == LifeCycleState.COMPLETED
+
+
+def test_cancel_racing_complete_over_the_same_500_jobs_ends_each_in_one_final_state():
+    dispatcher = UserFactory(username="dispatcher", permissions=["complete_job", "cancel_job"])
+    job_types = JobTypeFactory.create_batch(2)
+    jobs = [
+        job
+        for i, job_type in enumerate(job_types)
+        for job in bulk_pending_jobs(job_type, 250, f"R{i}", state=LifeCycleState.IN_PROGRESS)
+    ]
+    numbers = [j.number for j in jobs]
+
+    summaries = run_at_once(
+        2,
+        lambda i: job_bulk_transition(
+            transition="complete" if i == 0 else "cancel",
+            # one walks the list forwards, the other backwards: the worst case for locks
+            jobs=numbers if i == 0 else numbers[::-1],
+            user=dispatcher,
+            channel=Channel.COMMAND,
+            batch_size=50,
+        ),
+    )
+
+    assert all(not isinstance(s, Exception) for s in summaries), summaries
+    completed, cancelled = summaries
+    assert completed.done + cancelled.done == 500
+    assert all(o.code == "JOB_STATE_CONFLICT" for s in summaries for o in s.skipped)
+    final = Counter(Job.objects.values_list("life_cycle_state", flat=True))
+    assert final == {"COMPLETED": completed.done, "CANCELLED": cancelled.done}
+    logged = list(JobTransitionLog.objects.values_list("job_id", "transition", "to_state"))
+    assert len({job_id for job_id, _, _ in logged}) == len(logged) == 500
+    states = dict(Job.objects.values_list("pk", "life_cycle_state"))
+    assert all(states[job_id] == to_state for job_id, _, to_state in logged)

@@ -11,10 +11,11 @@ from rest_framework_simplejwt.tokens import SlidingToken
 
 from jobs.models import Job, JobTransitionLog, LifeCycleState
 from tests.factories import JobFactory, UserFactory
+from tests.helpers import by_identifier_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-START = "/crmapi/rest/v2/jobs/all_scopes/start_progress"
+START = by_identifier_url("start_progress")
 
 
 def send_and_hang_up(live_server, body: bytes, send_bytes: int | None = None) -> None:

@@ -8,15 +8,11 @@ from django.core.management import call_command
 
 from jobs.identifiers import MAX_ID
 from tests.factories import JobFactory, UserFactory
+from tests.helpers import ROOT, by_identifier_url, code_of
 
 pytestmark = pytest.mark.django_db
 
-ROOT = "/crmapi/rest/v2/"
-START = ROOT + "jobs/all_scopes/start_progress"
-
-
-def code_of(response) -> tuple[int, str]:
-    return response.status_code, response.json()["status"]["code"]
+START = by_identifier_url("start_progress")
 
 
 def schema() -> dict:

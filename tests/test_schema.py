@@ -51,3 +51,25 @@ def test_the_schema_and_docs_are_served(client):
     docs = client.get("/crmapi/rest/v2/docs")
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+
+
+def test_every_transition_and_the_statuses_look_up_are_documented_with_their_codes():
+    from jobs.transitions import TRANSITIONS
+
+    paths = schema()["paths"]
+    for name, declared in TRANSITIONS.items():
+        for path in (
+            f"/crmapi/rest/v2/jobs/all_scopes/{name}",
+            f"/crmapi/rest/v2/jobs/{{id}}/{name}",
+        ):
+            operation = paths[path]["post"]
+            documented = " ".join(r["description"] for r in operation["responses"].values())
+            for parameter in declared.parameters:
+                assert parameter.not_found.code in documented
+            assert "JOB_STATE_CONFLICT" in documented
+    cancel = schema()["components"]["schemas"]["CancelByIdentifierInputRequest"]
+    assert "cancellation_reason_identifier" in cancel["properties"]
+    look_up = paths["/crmapi/rest/v2/jobs/configuration/statuses/list"]["get"]
+    assert {p["name"] for p in look_up["parameters"]} == {"job_type_identifier", "life_cycle_state"}
+    documented = " ".join(r["description"] for r in look_up["responses"].values())
+    assert "JOB_TYPE_NOT_FOUND" in documented

@@ -20,16 +20,12 @@ from rest_framework_simplejwt.tokens import SlidingToken
 
 from jobs.models import Job
 from tests.factories import JobFactory, UserFactory
+from tests.helpers import ROOT, by_identifier_url, code_of
 
 pytestmark = pytest.mark.django_db
 
-ROOT = "/crmapi/rest/v2/"
-START = ROOT + "jobs/all_scopes/start_progress"
+START = by_identifier_url("start_progress")
 PROJECT = Path(__file__).resolve().parent.parent
-
-
-def code_of(response) -> tuple[int, str]:
-    return response.status_code, response.json()["status"]["code"]
 
 
 # --- tokens: every unusable token is 401 AUTHENTICATION_FAILED --------------------------------

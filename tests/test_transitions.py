@@ -1,0 +1,387 @@
+"""Every declared transition through the one service: the contract each must keep, run for all of
+them, then what complete and cancel do beyond it."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import DatabaseError, connection
+
+from jobs.exceptions import (
+    CancellationReasonNotFound,
+    InvalidIdentifier,
+    JobStateConflict,
+    NoDefaultStatus,
+    PermissionDenied,
+    StatusNotAllowed,
+)
+from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
+from jobs.services import job_bulk_transition, job_transition
+from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
+from tests.factories import (
+    JobCancellationReasonFactory,
+    JobFactory,
+    JobTypeFactory,
+    UserFactory,
+    bulk_pending_jobs,
+    status_of,
+)
+from tests.helpers import count_queries, failing_log_insert
+
+pytestmark = pytest.mark.django_db
+
+every_transition = pytest.mark.parametrize("declared", TRANSITIONS.values(), ids=TRANSITIONS)
+
+
+def every_source_of_every_transition():
+    return [
+        pytest.param(declared, source, id=f"{declared.name}-from-{source}")
+        for declared in TRANSITIONS.values()
+        for source in declared.sources
+    ]
+
+
+def every_other_state_of_every_transition():
+    return [
+        pytest.param(declared, state, id=f"{declared.name}-from-{state}")
+        for declared in TRANSITIONS.values()
+        for state in LifeCycleState.values
+        if state not in declared.sources
+    ]
+
+
+def job_for(declared, **kwargs) -> Job:
+    """A job the transition can move (in its first source state)."""
+    return JobFactory(life_cycle_state=declared.sources[0], **kwargs)
+
+
+def run(declared, job, user, **kwargs) -> Job:
+    return job_transition(transition=declared, job=job, user=user, channel=Channel.API, **kwargs)
+
+
+# --- the declarations ------------------------------------------------------------------------
+
+
+def test_each_declaration_reads_its_states_and_permission_from_the_model():
+    assert (START_PROGRESS.sources, START_PROGRESS.target) == (("PENDING",), "IN_PROGRESS")
+    assert (COMPLETE.sources, COMPLETE.target) == (("IN_PROGRESS",), "COMPLETED")
+    assert set(CANCEL.sources) == {"DRAFT", "PENDING", "IN_PROGRESS"}
+    assert CANCEL.target == "CANCELLED"
+    assert [t.permission for t in TRANSITIONS.values()] == [
+        "jobs.start_progress_job",
+        "jobs.complete_job",
+        "jobs.cancel_job",
+    ]
+
+
+@every_transition
+def test_every_declared_permission_exists(declared):
+    app_label, codename = declared.permission.split(".")
+    assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists()
+
+
+# --- what every transition does --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("declared", "source"), every_source_of_every_transition())
+def test_it_moves_a_job_from_each_source_state_into_the_types_default_and_logs_it(
+    dispatcher, declared, source
+):
+    job = JobFactory(life_cycle_state=source)
+    from_status = job.status
+
+    moved = run(declared, job, dispatcher)
+
+    job.refresh_from_db()
+    default = getattr(job.type, declared.default_status_field)
+    assert (job.life_cycle_state, job.status) == (declared.target, default)
+    assert (moved.life_cycle_state, moved.status) == (declared.target, default)
+    assert job.updated_by_user == dispatcher
+    log = JobTransitionLog.objects.get(job=job)
+    assert (log.transition, log.from_state, log.to_state) == (
+        declared.name,
+        source,
+        declared.target,
+    )
+    assert (log.from_status, log.to_status, log.user) == (from_status, default, dispatcher)
+
+
+@pytest.mark.parametrize(("declared", "state"), every_other_state_of_every_transition())
+def test_it_refuses_a_job_in_any_other_state_naming_it_and_the_states_it_needs(
+    dispatcher, declared, state, unchanged
+):
+    job = JobFactory(life_cycle_state=state)
+    unchanged()
+    with pytest.raises(JobStateConflict) as refused:
+        run(declared, job, dispatcher)
+    assert f"is {state}" in refused.value.message
+    assert all(source in refused.value.message for source in declared.sources)
+
+
+@every_transition
+def test_it_refuses_a_user_with_every_permission_but_the_transitions_own(declared, unchanged):
+    others = [t.permission.split(".")[1] for t in TRANSITIONS.values() if t is not declared]
+    user = UserFactory(permissions=["view_job", *others])
+    job = job_for(declared)
+    unchanged()
+    with pytest.raises(PermissionDenied) as refused:
+        run(declared, job, user)
+    assert declared.permission in refused.value.description
+    with pytest.raises(PermissionDenied):
+        job_bulk_transition(
+            transition=declared, jobs=[job.number], user=user, channel=Channel.COMMAND
+        )
+
+
+@every_transition
+def test_it_refuses_a_type_without_the_default_and_names_which_default(
+    dispatcher, declared, unchanged
+):
+    job = job_for(declared, type=JobTypeFactory(without_default=True))
+    unchanged()
+    with pytest.raises(NoDefaultStatus) as refused:
+        run(declared, job, dispatcher)
+    label = Job._meta.get_field("type").related_model._meta.get_field(declared.default_status_field)
+    assert label.verbose_name in refused.value.message
+
+
+@every_transition
+def test_it_enters_a_requested_status_in_the_target_state(dispatcher, declared):
+    job = job_for(declared)
+    wanted = status_of(job.type, declared.target)
+    getattr(job.type, declared.default_status_field)  # the default is another status
+    setattr(job.type, declared.default_status_field, None)
+    job.type.save()
+
+    run(declared, job, dispatcher, status={"alternative_code": wanted.alternative_code})
+
+    job.refresh_from_db()
+    assert job.status == wanted
+
+
+@every_transition
+def test_it_refuses_a_status_of_another_state_or_another_type(dispatcher, declared, unchanged):
+    job = job_for(declared)
+    wrong_state = next(
+        s for s in job.type.allowed_statuses.all() if s.life_cycle_state != declared.target
+    )
+    other_type = status_of(JobTypeFactory(), declared.target)
+    unchanged()
+    with pytest.raises(StatusNotAllowed, match=f"not {declared.target}"):
+        run(declared, job, dispatcher, status={"id": wrong_state.pk})
+    with pytest.raises(StatusNotAllowed, match="not allowed"):
+        run(declared, job, dispatcher, status={"id": other_type.pk})
+
+
+@every_transition
+def test_it_refuses_an_identifier_with_two_keys(dispatcher, declared, unchanged):
+    job = job_for(declared)
+    unchanged()
+    with pytest.raises(InvalidIdentifier):
+        run(declared, {"id": job.pk, "number": job.number}, dispatcher)
+    with pytest.raises(InvalidIdentifier):
+        run(declared, job, dispatcher, status={"id": 1, "name": "x"})
+
+
+@every_transition
+def test_a_job_changed_by_another_writer_after_the_read_is_a_conflict(
+    dispatcher, declared, monkeypatch
+):
+    # Where the database cannot lock rows, another writer may move the job after we read it: the
+    # compare-and-set on the state it was read in refuses the write.
+    job = job_for(declared)
+    read_as = job.life_cycle_state
+    Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.CANCELLED)
+    real_from_db = Job.from_db.__func__
+
+    def stale(cls, db, field_names, values):
+        loaded = real_from_db(cls, db, field_names, values)
+        loaded.__dict__["life_cycle_state"] = read_as
+        return loaded
+
+    monkeypatch.setattr(Job, "from_db", classmethod(stale))
+    with pytest.raises(JobStateConflict, match="another request"):
+        run(declared, job, dispatcher)
+    assert not JobTransitionLog.objects.exists()
+
+
+@every_transition
+def test_one_transition_takes_at_most_six_queries(dispatcher, declared):
+    job = job_for(declared)
+    code = status_of(job.type, declared.target).alternative_code
+    extra = {
+        p.name: {"alternative_code": JobCancellationReasonFactory().alternative_code}
+        for p in declared.parameters
+    }
+    user = UserFactory(username=dispatcher.username)  # a fresh user: no permission cache
+    # Django probes SQLite's JSON support once per connection object, not per request.
+    assert connection.features.supports_json_field
+
+    with count_queries() as queries:
+        moved = run(
+            declared, {"number": job.number}, user, status={"alternative_code": code}, **extra
+        )
+        # everything the caller may read of the moved job is already loaded
+        assert moved.status.alternative_code == code
+        for name in extra:
+            assert getattr(moved, name).alternative_code == extra[name]["alternative_code"]
+
+    assert moved.life_cycle_state == declared.target
+    assert len(queries) <= 6, queries.sql
+
+
+@every_transition
+@pytest.mark.parametrize("total", [10, 40])
+def test_a_bulk_run_takes_three_queries_per_batch(dispatcher, declared, total):
+    types = JobTypeFactory.create_batch(3)
+    jobs = [job_for(declared, type=types[i % 3]) for i in range(total)]
+    extra = {p.name: JobCancellationReasonFactory() for p in declared.parameters}
+    user = UserFactory(username=dispatcher.username)  # no permission cache
+
+    with count_queries() as queries:
+        summary = job_bulk_transition(
+            transition=declared,
+            jobs=[j.number for j in jobs],
+            user=user,
+            channel=Channel.COMMAND,
+            batch_size=10,
+            **extra,
+        )
+
+    assert summary.done == total
+    # per run: permission 2, the job types 1; per batch: lock, update, log
+    assert len(queries) == 3 + 3 * (total // 10), queries.sql
+
+
+@every_transition
+def test_a_bulk_run_reports_each_job_and_moves_only_the_eligible(dispatcher, declared):
+    good = JobFactory.create_batch(2, life_cycle_state=declared.sources[-1])
+    wrong_state = next(s for s in LifeCycleState.values if s not in declared.sources)
+    bad = JobFactory(life_cycle_state=wrong_state)
+    no_default = job_for(declared, type=JobTypeFactory(without_default=True))
+    seen = []
+
+    summary = job_bulk_transition(
+        transition=declared,
+        jobs=[good[0].number, bad.number, "JB99999", no_default.number, good[1].number],
+        user=dispatcher,
+        channel=Channel.ADMIN,
+        on_batch=seen.extend,
+    )
+
+    assert [(o.number, o.done, o.code) for o in seen] == [
+        (good[0].number, True, ""),
+        (bad.number, False, "JOB_STATE_CONFLICT"),
+        ("JB99999", False, "JOB_NOT_FOUND"),
+        (no_default.number, False, "NO_DEFAULT_STATUS"),
+        (good[1].number, True, ""),
+    ]
+    assert summary.done == 2
+    moved = Job.objects.filter(life_cycle_state=declared.target, pk__in=[j.pk for j in good])
+    assert moved.count() == 2
+    assert JobTransitionLog.objects.filter(transition=declared.name).count() == 2
+
+
+@every_transition
+def test_a_failing_bulk_batch_is_rolled_back_whole_and_a_rerun_finishes(dispatcher, declared):
+    jobs = [job_for(declared) for _ in range(6)]
+    numbers = [j.number for j in jobs]
+    with failing_log_insert(on_call=2), pytest.raises(DatabaseError):
+        job_bulk_transition(
+            transition=declared,
+            jobs=numbers,
+            user=dispatcher,
+            channel=Channel.COMMAND,
+            batch_size=3,
+        )
+    assert Job.objects.filter(life_cycle_state=declared.target).count() == 3
+
+    summary = job_bulk_transition(
+        transition=declared, jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3
+    )
+    assert summary.done == 3
+    assert Job.objects.filter(life_cycle_state=declared.target).count() == 6
+    assert JobTransitionLog.objects.count() == 6
+
+
+# --- what each does beyond the shared contract ---------------------------------------------
+
+
+def test_start_progress_records_the_actual_start(dispatcher):
+    job = run(START_PROGRESS, JobFactory(), dispatcher)
+    job.refresh_from_db()
+    assert job.actual_start_date == job.updated_date
+    assert job.actual_completed_date is None
+
+
+def test_complete_records_the_actual_completion_and_keeps_the_start(dispatcher):
+    job = JobFactory()
+    run(START_PROGRESS, job, dispatcher)
+    run(COMPLETE, job, dispatcher)
+    job.refresh_from_db()
+    assert job.actual_completed_date == job.updated_date
+    assert job.actual_start_date < job.actual_completed_date
+
+
+def test_a_bulk_cancel_moves_jobs_from_every_source_state_and_logs_each_ones_own(dispatcher):
+    job_type = JobTypeFactory()
+    jobs = {
+        state: bulk_pending_jobs(job_type, 2, prefix=state[:2], state=state)
+        for state in CANCEL.sources
+    }
+
+    summary = job_bulk_transition(
+        transition=CANCEL, jobs=Job.objects.all(), user=dispatcher, channel=Channel.COMMAND
+    )
+
+    assert summary.done == 6
+    logged = dict(JobTransitionLog.objects.values_list("job__number", "from_state"))
+    assert logged == {job.number: state for state, batch in jobs.items() for job in batch}
+
+
+@pytest.mark.parametrize("key", ["id", "name", "alternative_code"])
+def test_cancel_records_the_reason_asked_for_by_any_identifier(dispatcher, key):
+    job = JobFactory()
+    reason = JobCancellationReasonFactory()
+
+    run(CANCEL, job, dispatcher, cancellation_reason={key: getattr(reason, key)})
+
+    job.refresh_from_db()
+    assert job.cancellation_reason == reason
+    assert JobTransitionLog.objects.get(job=job).cancellation_reason == reason
+
+
+def test_cancel_without_a_reason_records_the_types_default_or_none(dispatcher):
+    default = JobCancellationReasonFactory()
+    with_default = JobTypeFactory(default_cancellation_reason=default)
+    jobs = [JobFactory(type=with_default), JobFactory()]
+
+    job_bulk_transition(
+        transition=CANCEL, jobs=[j.number for j in jobs], user=dispatcher, channel=Channel.ADMIN
+    )
+
+    assert [Job.objects.get(pk=j.pk).cancellation_reason for j in jobs] == [default, None]
+    assert list(
+        JobTransitionLog.objects.order_by("job_id").values_list("cancellation_reason", flat=True)
+    ) == [default.pk, None]
+
+
+def test_cancel_refuses_a_reason_that_does_not_exist(dispatcher, unchanged):
+    job = JobFactory()
+    unchanged()
+    with pytest.raises(CancellationReasonNotFound):
+        run(CANCEL, job, dispatcher, cancellation_reason={"alternative_code": "NOPE"})
+    summary = job_bulk_transition(
+        transition=CANCEL,
+        jobs=[job.number],
+        user=dispatcher,
+        channel=Channel.ADMIN,
+        cancellation_reason={"alternative_code": "NOPE"},
+    )
+    assert [o.code for o in summary.skipped] == ["CANCELLATION_REASON_NOT_FOUND"]
+
+
+@pytest.mark.parametrize("declared", [START_PROGRESS, COMPLETE], ids=["start_progress", "complete"])
+def test_a_transition_refuses_a_parameter_it_does_not_take(dispatcher, declared, unchanged):
+    job = job_for(declared)
+    unchanged()
+    with pytest.raises(TypeError, match="cancellation_reason"):
+        run(declared, job, dispatcher, cancellation_reason={"id": 1})

@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test lint format bench load graph clean
+.PHONY: install run demo demo-reset test lint format bench load graph clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py load_demo_data
+
+# A fresh demo database, the same job for job: the README's walkthrough works again from the top.
+demo-reset: install
+	rm -f db.sqlite3 db.sqlite3-*
+	$(MAKE) demo
 
 run: demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
@@ -36,9 +41,9 @@ format: install
 
 # On SQLite always, and again on the database DATABASE_URL names when it is set.
 bench: install
-	env -u DATABASE_URL $(PY) benchmarks/bulk_start.py
+	env -u DATABASE_URL $(PY) benchmarks/bulk_transitions.py
 	env -u DATABASE_URL $(PY) benchmarks/api.py
-	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_start.py && $(PY) benchmarks/api.py; fi
+	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_transitions.py && $(PY) benchmarks/api.py; fi
 
 # A real server under load: gunicorn on PostgreSQL, the API and the command racing (needs
 # DATABASE_URL=postgres://…; it works in a scratch database it creates and drops).

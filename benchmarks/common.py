@@ -49,50 +49,59 @@ def make_dispatcher():
 
     user = get_user_model().objects.create(username="bench-dispatcher")
     user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["start_progress_job", "view_job"])
+        *Permission.objects.filter(
+            codename__in=["start_progress_job", "complete_job", "cancel_job", "view_job"]
+        )
     )
     return user
 
 
 def make_types(count: int = 3):
-    """Job types with a pending status and a default start status (kept on `.pending_status`)."""
-    from jobs.models import JobStatus, JobType, LifeCycleState
+    """Job types with a status in every state, every transition's default status and a default
+    cancellation reason (the status in each state is kept in `.status_in`)."""
+    from jobs.models import JobCancellationReason, JobStatus, JobType, LifeCycleState
+    from jobs.transitions import TRANSITIONS
 
+    reason = JobCancellationReason.objects.create(name="Bench", alternative_code="BENCH")
     types = []
     for index in range(count):
         code = chr(ord("A") + index)
-        job_type = JobType.objects.create(name=f"Bench {code}", alternative_code=f"BENCH-{code}")
-        pending = JobStatus.objects.create(
-            name=f"{code} pending",
-            alternative_code=f"{code}-P",
-            life_cycle_state=LifeCycleState.PENDING,
+        job_type = JobType.objects.create(
+            name=f"Bench {code}",
+            alternative_code=f"BENCH-{code}",
+            default_cancellation_reason=reason,
         )
-        working = JobStatus.objects.create(
-            name=f"{code} working",
-            alternative_code=f"{code}-W",
-            life_cycle_state=LifeCycleState.IN_PROGRESS,
-        )
-        job_type.allowed_statuses.add(pending, working)
-        job_type.default_start_status = working
+        job_type.status_in = {
+            state: JobStatus.objects.create(
+                name=f"{code} {state}", alternative_code=f"{code}-{state}", life_cycle_state=state
+            )
+            for state in LifeCycleState.values
+        }
+        job_type.allowed_statuses.add(*job_type.status_in.values())
+        for declared in TRANSITIONS.values():
+            setattr(job_type, declared.default_status_field, job_type.status_in[declared.target])
         job_type.save()
-        job_type.pending_status = pending
         types.append(job_type)
     return types
 
 
-def make_pending_jobs(types, n: int, prefix: str = "BN") -> list[int]:
-    from jobs.models import Job, LifeCycleState
+def make_jobs(types, n: int, state: str = "PENDING", prefix: str = "BN") -> list[int]:
+    from jobs.models import Job
 
     created = Job.objects.bulk_create(
         (
             Job(
                 number=f"{prefix}{i:06d}",
                 type=types[i % len(types)],
-                status=types[i % len(types)].pending_status,
-                life_cycle_state=LifeCycleState.PENDING,
+                status=types[i % len(types)].status_in[state],
+                life_cycle_state=state,
             )
             for i in range(n)
         ),
         batch_size=1000,
     )
     return [job.pk for job in created]
+
+
+def make_pending_jobs(types, n: int, prefix: str = "BN") -> list[int]:
+    return make_jobs(types, n, "PENDING", prefix)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -19,8 +21,8 @@ from jobs.exceptions import JobsError
 
 logger = logging.getLogger(__name__)
 
-# The HTTP status of every code (the README's table). NOT_FOUND and METHOD_NOT_ALLOWED are ours, for
-# unknown routes and methods under the root, which the contract's table does not cover.
+# The HTTP status of every code (the README's table). NOT_FOUND, METHOD_NOT_ALLOWED and
+# REQUEST_TOO_LARGE are ours, for unknown routes and methods under the root and oversized bodies.
 HTTP_STATUS = {
     "OK": 200,
     "AUTHENTICATION_FAILED": 401,
@@ -38,6 +40,7 @@ HTTP_STATUS = {
     "THROTTLED": 429,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TOO_LARGE": 413,
     "INTERNAL_ERROR": 500,
 }
 ERROR_CODES = [code for code in HTTP_STATUS if code != "OK"]
@@ -106,10 +109,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             "INVALID_PARAMETER", "The body is not valid JSON.", "Send a JSON object."
         )
     if isinstance(exc, drf.UnsupportedMediaType):
+        content_type = context["request"].content_type.split(";")[0].strip()[:100]
         return error_response(
             "INVALID_PARAMETER",
-            f"Unsupported content type {exc.detail!s}"[:200],
+            f"The body must be JSON, not {content_type or 'untyped'}.",
             "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    if isinstance(exc, RequestDataTooBig):
+        discard_unread_body(context["request"])
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        logger.warning("Refused a body over %d bytes", limit)
+        return error_response(
+            "REQUEST_TOO_LARGE",
+            f"The body is larger than {limit:,} bytes.",
+            "Nothing was changed. Send a smaller body; no request of this API needs one this big.",
         )
     if isinstance(exc, drf.ValidationError):
         missing = _missing_parameter(exc)
@@ -136,6 +149,25 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         "Something went wrong on our side.",
         "Nothing was changed. Try again; if it keeps failing, tell the operators.",
     )
+
+
+# Reading the rest of a refused body lets the client see our answer: a server that closes the
+# connection with unread data makes the client's network stack report a reset instead. Beyond
+# this much, the client is not worth waiting for.
+DISCARD_AT_MOST = 64 * 2**20
+
+
+def discard_unread_body(request: Any) -> None:
+    stream = request._request
+    remaining = min(int(request.META.get("CONTENT_LENGTH") or 0), DISCARD_AT_MOST)
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 2**16))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except OSError:
+        pass  # the client went away: nothing to answer
 
 
 def _missing_parameter(exc: drf.ValidationError) -> str | None:

@@ -1,0 +1,182 @@
+"""What a newcomer tripped on: the root without its slash, bodies of the wrong type, too large or
+nested too deeply. Each answers in the envelope with the contract's code; nothing changes and
+nothing lands in the log as a traceback."""
+
+import http.client
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.api.parsers import MAX_JSON_DEPTH
+from jobs.transitions import TRANSITIONS
+from tests.factories import JobFactory
+from tests.helpers import LOGIN, RELEASE, ROOT, by_identifier_url, in_path_url
+
+pytestmark = pytest.mark.django_db
+
+METHODS = ["get", "post", "put", "patch", "delete", "options"]
+TEN_MB = 10 * 2**20
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "no-debug"])
+@pytest.mark.parametrize("path", [ROOT, ROOT.rstrip("/")], ids=["slash", "no-slash"])
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_on_the_root_answers_not_found_in_the_envelope(
+    api, settings, debug, path, method
+):
+    settings.DEBUG = debug
+    response = getattr(api, method)(path, {}, format="json")
+    assert response.status_code == 404
+    assert response.json()["status"]["code"] == "NOT_FOUND"
+
+
+def test_head_on_the_root_answers_404_too(client):
+    assert client.head(ROOT.rstrip("/")).status_code == 404
+
+
+def test_a_plain_text_body_is_refused_in_one_clear_sentence(as_dispatcher):
+    response = as_dispatcher.post(
+        by_identifier_url("start_progress"), "JB00001", content_type="text/plain"
+    )
+    status = response.json()["status"]
+    assert (response.status_code, status["code"]) == (400, "INVALID_PARAMETER")
+    assert status["message"] == "The body must be JSON, not text/plain."
+
+
+def body_reading_paths(job) -> list[str]:
+    """Every endpoint that reads a body: login, release, and each transition both ways."""
+    return [
+        LOGIN,
+        RELEASE,
+        *(by_identifier_url(name) for name in TRANSITIONS),
+        *(in_path_url(job, name) for name in TRANSITIONS),
+    ]
+
+
+def test_a_body_over_the_limit_is_413_everywhere_and_changes_nothing(
+    as_dispatcher, settings, unchanged, caplog
+):
+    settings.DEBUG = False
+    job = JobFactory()
+    unchanged()
+    body = json.dumps({"job_identifier": {"number": job.number}, "padding": "x" * TEN_MB})
+    for path in body_reading_paths(job):
+        with caplog.at_level(logging.WARNING):
+            response = as_dispatcher.post(path, body, content_type="application/json")
+        assert (response.status_code, response.json()["status"]["code"]) == (
+            413,
+            "REQUEST_TOO_LARGE",
+        ), path
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+@pytest.mark.parametrize("levels", [100_000, MAX_JSON_DEPTH + 1])
+def test_a_body_nested_too_deeply_is_invalid_parameter_everywhere(
+    as_dispatcher, unchanged, caplog, levels
+):
+    job = JobFactory()
+    unchanged()
+    body = "[" * levels + "]" * levels
+    for path in body_reading_paths(job):
+        response = as_dispatcher.post(path, body, content_type="application/json")
+        status = response.json()["status"]
+        assert (response.status_code, status["code"]) == (400, "INVALID_PARAMETER"), path
+        assert "nested" in status["message"]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_a_body_within_the_depth_limit_is_read_as_usual(as_dispatcher):
+    job = JobFactory()
+    nested: object = "x"
+    for _ in range(MAX_JSON_DEPTH - 2):
+        nested = [nested]
+    response = as_dispatcher.post(
+        by_identifier_url("start_progress"),
+        {"job_identifier": {"number": job.number}, "note": nested},
+        format="json",
+    )
+    assert response.status_code == 200
+
+
+# --- the same against gunicorn, as the issue was found --------------------------------------
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """gunicorn with DEBUG=0 on a migrated scratch database; yields (port, the server's log)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DEBUG": "0",
+        "SECRET_KEY": "test-only-gunicorn-key",
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=root, check=True)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+            ],
+            env=env,
+            cwd=root,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            port = None
+            for _ in range(100):
+                text = log.read_text()
+                if "Listening at: http://127.0.0.1:" in text:
+                    port = int(text.split("Listening at: http://127.0.0.1:")[1].split(" ")[0])
+                    break
+                time.sleep(0.1)
+            assert port, log.read_text()
+            yield port, log
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def post_raw(port: int, path: str, body: bytes) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = response.status, json.loads(response.read())
+    connection.close()
+    return answer
+
+
+def test_under_gunicorn_a_huge_or_deep_body_is_answered_not_reset(gunicorn):
+    port, log = gunicorn
+    path = by_identifier_url("start_progress")
+
+    status, body = post_raw(port, path, b'{"padding": "' + b"x" * TEN_MB + b'"}')
+    assert (status, body["status"]["code"]) == (413, "REQUEST_TOO_LARGE")
+
+    status, body = post_raw(port, path, b"[" * 100_000 + b"]" * 100_000)
+    assert (status, body["status"]["code"]) == (400, "INVALID_PARAMETER")
+
+    for method in ("POST", "PUT", "DELETE"):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request(method, ROOT.rstrip("/"))
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())["status"]["code"]) == (
+            404,
+            "NOT_FOUND",
+        )
+        connection.close()
+    assert "Traceback" not in log.read_text()

@@ -70,33 +70,32 @@ def _in_choices(field: str, choices: type[models.TextChoices]) -> models.CheckCo
     )
 
 
-class JobStatus(models.Model):
+class CatalogEntry(models.Model):
+    """What statuses, types and cancellation reasons share: CRM.COM names each of them by id,
+    name or alternative code."""
+
     name = models.CharField(max_length=100, unique=True)
     alternative_code = models.CharField(max_length=50, unique=True)
     description = models.TextField(blank=True)
-    life_cycle_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
 
     class Meta:
+        abstract = True
         ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobStatus(CatalogEntry):
+    life_cycle_state = models.CharField(max_length=20, choices=LifeCycleState.choices)
+
+    class Meta(CatalogEntry.Meta):
         verbose_name_plural = "job statuses"
         constraints = [_in_choices("life_cycle_state", LifeCycleState)]
 
-    def __str__(self) -> str:
-        return self.name
 
-
-class JobCancellationReason(models.Model):
+class JobCancellationReason(CatalogEntry):
     """Why a job was cancelled (CRM.COM's cancellation reasons)."""
-
-    name = models.CharField(max_length=100, unique=True)
-    alternative_code = models.CharField(max_length=50, unique=True)
-    description = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.ForeignKey:
@@ -111,10 +110,7 @@ def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.Fo
     )
 
 
-class JobType(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    alternative_code = models.CharField(max_length=50, unique=True)
-    description = models.TextField(blank=True)
+class JobType(CatalogEntry):
     fulfillment_scope = models.CharField(
         max_length=40, choices=FulfillmentScope.choices, default=FulfillmentScope.GENERIC_PURPOSE
     )
@@ -141,8 +137,7 @@ class JobType(models.Model):
     )
     expiration_days = models.PositiveIntegerField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(CatalogEntry.Meta):
         constraints = [
             _in_choices("fulfillment_scope", FulfillmentScope),
             _in_choices("expiration_settings", ExpirationSetting),
@@ -157,9 +152,6 @@ class JobType(models.Model):
                 name="jobtype_expiration_days_when_needed",
             ),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         needs_days = self.expiration_settings in {

@@ -1,4 +1,5 @@
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -34,7 +35,10 @@ def test_demo_users_have_the_roles_the_readme_promises():
     assert users["dispatcher"].has_perm("jobs.start_progress_job")
     assert users["viewer"].has_perm("jobs.view_job")
     assert not users["viewer"].has_perm("jobs.start_progress_job")
-    for username in ("admin", "dispatcher", "viewer"):
+    assert users["dispatcher"].has_perm("jobs.cancel_job")
+    assert users["technician"].has_perm("jobs.complete_job")
+    assert not users["technician"].has_perm("jobs.cancel_job")
+    for username in ("admin", "dispatcher", "technician", "viewer"):
         assert users[username].check_password(f"{username}-demo-pw")
         assert f"{username} / {username}-demo-pw" in output
 
@@ -51,3 +55,25 @@ def test_demo_types_include_one_without_default_and_one_expiring_on_start():
     assert JobType.objects.filter(default_start_status__isnull=True).exists()
     assert JobType.objects.filter(expiration_settings=ExpirationSetting.ON_START_PROGRESS).exists()
     assert JobType.objects.values("fulfillment_scope").distinct().count() >= 4
+
+
+def test_the_demo_has_the_jobs_the_readme_counts_and_prints_them():
+    output = load()
+    line = "Jobs by state: DRAFT 13, PENDING 118, IN_PROGRESS 27, COMPLETED 25, CANCELLED 17."
+    assert line in output
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "200 jobs: 13 draft, 118 pending, 27 in progress, 25 completed and 17 cancelled" in (
+        " ".join(readme.split())
+    )
+
+
+def test_demo_types_have_defaults_for_every_transition_and_a_default_reason():
+    from jobs.transitions import TRANSITIONS
+
+    load()
+    repair = JobType.objects.get(alternative_code="REPAIR")
+    for declared in TRANSITIONS.values():
+        assert getattr(repair, declared.default_status_field).life_cycle_state == declared.target
+    assert repair.default_cancellation_reason.alternative_code == "CUSTOMER"
+    repair.allowed_statuses_to_save = list(repair.allowed_statuses.all())
+    repair.clean()

@@ -134,3 +134,35 @@ def test_saving_a_job_loaded_before_a_concurrent_start_is_refused():
     with pytest.raises(ConcurrentTransition), transaction.atomic():
         stale.save()
     assert Job.objects.get(pk=job.pk).description != "edited meanwhile"
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong_state"),
+    [
+        ("default_complete_status", LifeCycleState.IN_PROGRESS),
+        ("default_cancel_status", LifeCycleState.COMPLETED),
+    ],
+)
+def test_a_types_default_for_complete_or_cancel_must_be_allowed_and_in_its_target_state(
+    field, wrong_state
+):
+    job_type = JobTypeFactory()
+    setattr(job_type, field, status_of(job_type, wrong_state))
+    with pytest.raises(ValidationError, match="must be"):
+        job_type.clean()
+    target = LifeCycleState.COMPLETED if field == "default_complete_status" else "CANCELLED"
+    setattr(job_type, field, JobStatusFactory(life_cycle_state=target))  # not allowed for it
+    with pytest.raises(ValidationError, match="allowed status"):
+        job_type.clean()
+    setattr(job_type, field, status_of(job_type, target))
+    job_type.clean()
+
+
+def test_the_database_refuses_a_cancellation_reason_on_a_job_that_is_not_cancelled():
+    from django.db import IntegrityError, transaction
+
+    from tests.factories import JobCancellationReasonFactory
+
+    job = JobFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(cancellation_reason=JobCancellationReasonFactory())

@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo demo-reset test lint format bench load graph clean
+.PHONY: install run serve demo demo-reset test lint format bench load graph clean
 
 install: $(STAMP)
 
@@ -27,6 +27,13 @@ demo-reset: install
 
 run: demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# Like production: migrations, then the Procfile's processes (collectstatic and gunicorn) under
+# honcho. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
+SERVE_PROCESSES ?= web
+serve: install
+	$(PY) manage.py migrate --no-input
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start $(SERVE_PROCESSES)
 
 test: install
 	$(PY) -m pytest
@@ -56,4 +63,4 @@ graph: install
 	rm -f docs/life_cycle
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache staticfiles

@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,8 @@ def main() -> int:
         "LOGIN_RATE": "1000/minute",
         "LOG_LEVEL": "ERROR",  # 409s are the expected answer here, not news
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        # nothing static is served here; an empty folder keeps WhiteNoise from warning
+        "STATIC_ROOT": tempfile.mkdtemp(prefix="jobs-load-static-"),
     }
     recreate_database(base, name)
     server = None
@@ -62,18 +65,14 @@ def main() -> int:
         numbers = seed(env)
         port = free_port()
         server = subprocess.Popen(
-            [
-                BIN / "gunicorn",
-                "config.wsgi:application",
-                "--workers",
-                "4",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-            ],
+            [BIN / "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"],
             cwd=ROOT,
-            env=env,
+            env={
+                **env,
+                "GUNICORN_BIND": f"127.0.0.1:{port}",
+                "GUNICORN_WORKERS": "4",
+                "GUNICORN_LOG_LEVEL": "warning",
+            },
         )
         wait_until_serving(port)
         return hammer(port, numbers, env)
@@ -254,16 +253,18 @@ def free_port() -> int:
 
 
 def wait_until_serving(port: int, timeout: float = 30) -> None:
+    """Until the readiness endpoint says the server can serve (database and cache answer)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/crmapi/rest/v2/schema")
+            connection.request("GET", "/health/ready")
             if connection.getresponse().status == 200:
                 return
         except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start serving in time")
+            pass
+        time.sleep(0.1)
+    raise SystemExit("gunicorn did not become ready in time")
 
 
 def _admin_connection(base: str):

@@ -20,6 +20,10 @@ def env_flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
 DEBUG = env_flag("DEBUG", default=True)
 
 # Demo only: this key signs nothing that matters on a laptop; refused below when DEBUG is off.
@@ -28,11 +32,23 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
 if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
-    if host.strip()
-]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+
+# HTTPS, each read from the variable of the setting's own name. Off by default (a laptop serves
+# plain HTTP); .env.example gives the production values, with which `check --deploy` is clean.
+SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS") or 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env_flag("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env_flag("CSRF_COOKIE_SECURE", default=False)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Only behind a proxy that sets X-Forwarded-Proto itself: otherwise any client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_flag("BEHIND_HTTPS_PROXY", default=False) else None
+)
+# Health checks come from load balancers over plain HTTP, by address rather than by name.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,17 +63,24 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "jobs",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "jobs.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files are WhiteNoise's with DEBUG off (see STORAGES); runserver serves them otherwise.
+    *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
+    "jobs.observability.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,6 +120,31 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+# Prometheus counts queries and their errors by wrapping the database backend.
+METRICS_ENABLED = env_flag("METRICS_ENABLED", default=False)
+if METRICS_ENABLED:
+    engine = DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    DATABASES["default"]["ENGINE"] = f"django_prometheus.db.backends.{engine}"
+# Who may read /metrics when it is on: by client address, loopback unless told otherwise.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+
+# With REDIS_URL, the cache (and so login throttling) is shared by every worker on every machine;
+# without it each process counts alone. If Redis cannot be reached, the cache falls back to the
+# process's own memory and logs a warning, rather than failing requests.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "jobs.cache.FallbackRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "jobs",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -112,16 +160,38 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles"
+# WhiteNoise serves what collectstatic gathered, compressed and under hashed names (cached for a
+# year). With DEBUG on (a laptop, the tests) files are found where they are, unhashed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
-# LOG_LEVEL filters at the handler: Django's loggers pass their records up whatever the root's
-# level is.
+# One JSON line per record (LOG_FORMAT=text for people), each carrying the request's id.
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler", "level": LOG_LEVEL}},
+    "formatters": {"structured": {"()": "jobs.observability.formatter", "fmt": LOG_FORMAT}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "level": LOG_LEVEL,
+            "formatter": "structured",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our request line replaces Django's and runserver's own per-request lines.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
 }
 
 # The username the start_job_progress command records when --user is not given.

@@ -13,7 +13,9 @@ update 1, log 1; a requested cancellation reason is read by the lock); a bulk ru
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +42,7 @@ from jobs.identifiers import (
     STATUS_IDENTIFIER_FIELDS,
     parse_identifier,
 )
+from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
 from jobs.models import Job, JobStatus, JobTransitionLog, JobType
 from jobs.transitions import START_PROGRESS, ExtraParameter, JobTransition, get_transition
 
@@ -73,6 +76,11 @@ _LOG_FIELDS = (
     "created_at",
 )
 _MISSING = object()
+logger = logging.getLogger(__name__)
+
+
+def _count(request: _Request, outcome: str, amount: int = 1) -> None:
+    TRANSITIONS_COUNTED.labels(request.transition.name, request.channel, outcome).inc(amount)
 
 
 def ensure_permitted(user: Any, transition: TransitionRef) -> None:
@@ -440,6 +448,17 @@ def job_transition(
     request = _Request.build(
         declared, status=status, parameters=parameters, user=user, channel=channel
     )
+    try:
+        locked = _transition_one(request, lookup, status)
+    except JobsError as refusal:
+        _count(request, refusal.code)
+        raise
+    _count(request, declared.past)
+    return locked
+
+
+def _transition_one(request: _Request, lookup: dict[str, Any], status: StatusRef) -> Job:
+    declared = request.transition
     at = _Moment.now()
     with transaction.atomic():
         # One row: joining its type and the type's defaults saves queries.
@@ -578,9 +597,12 @@ class _BulkRun:
     def batch(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
         """Run one batch in its own transaction; return its outcomes and the jobs it read."""
         for _attempt in range(_RACE_RETRIES):
+            started = time.perf_counter()
             try:
                 with transaction.atomic():
-                    return self._run(jobs)
+                    outcomes, loaded = self._run(jobs)
+                self._report(outcomes, time.perf_counter() - started)
+                return outcomes, loaded
             except _LostRace:
                 # Only where the database could not lock the rows for us; the re-read sees the
                 # winner's state and reports those jobs as conflicts.
@@ -588,6 +610,25 @@ class _BulkRun:
         raise JobStateConflict(
             "Jobs in this batch kept changing while being moved.",
             "Nothing in this batch was changed. Run the same command again.",
+        )
+
+    def _report(self, outcomes: list[Outcome], seconds: float) -> None:
+        """One log line and the counters for a committed batch."""
+        declared, channel = self.request.transition, self.request.channel
+        by_outcome = Counter(declared.past if o.done else o.code for o in outcomes)
+        if not self.dry_run:
+            for outcome, amount in by_outcome.items():
+                _count(self.request, outcome, amount)
+        logger.info(
+            "transition batch",
+            extra={
+                "transition": declared.name,
+                "channel": channel,
+                "dry_run": self.dry_run,
+                "jobs": len(outcomes),
+                "outcomes": dict(by_outcome),
+                "duration_ms": round(seconds * 1000, 2),
+            },
         )
 
     def _run(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:

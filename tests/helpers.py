@@ -26,7 +26,7 @@ def code_of(response) -> tuple[int, str]:
     return response.status_code, response.json()["status"]["code"]
 
 
-ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"].endswith(".postgresql")
 
 requires_postgresql = pytest.mark.skipif(
     not ON_POSTGRESQL,

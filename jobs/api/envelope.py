@@ -18,11 +18,13 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from jobs.exceptions import JobsError
+from jobs.observability import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 
-# The HTTP status of every code (the README's table). NOT_FOUND, METHOD_NOT_ALLOWED and
-# REQUEST_TOO_LARGE are ours, for unknown routes and methods under the root and oversized bodies.
+# The HTTP status of every code (the README's table). NOT_FOUND, METHOD_NOT_ALLOWED,
+# REQUEST_TOO_LARGE and SERVICE_UNAVAILABLE are ours, for unknown routes and methods under the
+# root, oversized bodies and a database that cannot be reached.
 HTTP_STATUS = {
     "OK": 200,
     "AUTHENTICATION_FAILED": 401,
@@ -41,6 +43,7 @@ HTTP_STATUS = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "REQUEST_TOO_LARGE": 413,
+    "SERVICE_UNAVAILABLE": 503,
     "INTERNAL_ERROR": 500,
 }
 ERROR_CODES = [code for code in HTTP_STATUS if code != "OK"]
@@ -132,6 +135,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             )
         return error_response(
             "INVALID_PARAMETER", _first_message(exc.detail), "Correct the parameter and retry."
+        )
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning("database unavailable", extra={"error": type(exc).__name__})
+        return error_response(
+            "SERVICE_UNAVAILABLE",
+            "The database cannot be reached right now.",
+            f"Nothing was changed. Try again in {RETRY_AFTER_SECONDS} seconds.",
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, drf.NotFound | Http404):
         return error_response(

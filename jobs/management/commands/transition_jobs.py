@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import DatabaseError, models
+from tqdm import tqdm
 
 from jobs.exceptions import JobsError, PermissionDenied
 from jobs.models import Channel, Job, JobStatus, JobType
@@ -28,23 +29,29 @@ BAD_ARGUMENTS = 2
 
 
 class Progress:
-    """A one-line progress bar, drawn only when the output is a terminal."""
+    """A progress bar (tqdm), drawn only when the output is a terminal; the job lines are
+    written above it."""
 
     def __init__(self, out: OutputWrapper, total: int | None, enabled: bool) -> None:
-        self.out, self.total, self.enabled, self.done = out, total or 0, enabled and bool(total), 0
+        self.bar = tqdm(
+            total=total,
+            file=out._out,
+            disable=not (enabled and total),
+            unit="job",
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=0,  # one update per committed batch: draw each
+            miniters=1,
+        )
 
     def advance(self, count: int) -> None:
-        self.done += count
-        if self.enabled:
-            width = 30
-            filled = width * min(self.done, self.total) // self.total
-            bar = "#" * filled + "." * (width - filled)
-            self.out.write(f"\r[{bar}] {self.done}/{self.total} jobs", ending="")
-            self.out.flush()
+        self.bar.update(count)
 
     def clear(self) -> None:
-        if self.enabled:
-            self.out.write("\r\033[K", ending="")
+        self.bar.clear()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class Command(BaseCommand):
@@ -256,7 +263,7 @@ class Report:
                 document["error"] = error
             self.command.stdout.write(json.dumps(document, indent=2))
             return
-        self.progress.clear()
+        self.progress.close()
         verb = f"Would {self.declared.verb}" if self.dry_run else self.declared.past.capitalize()
         line = f"{verb} {len(self.done)}, skipped {len(self.skipped)}."
         style = self.command.style.WARNING if self.skipped else self.command.style.SUCCESS
@@ -270,5 +277,5 @@ class Report:
         if self.fmt == "json":
             self.finish(error=message)
         else:
-            self.progress.clear()
+            self.progress.close()
         self.command.stderr.write(f"error: {message}")

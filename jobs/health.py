@@ -1,0 +1,65 @@
+"""Liveness and readiness for load balancers and orchestrators: outside the API root, without
+authentication, and cheap enough to be called every second."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+logger = logging.getLogger(__name__)
+READING_METHODS = ("GET", "HEAD")
+
+
+def _only_reading(view):
+    def guarded(request: HttpRequest) -> JsonResponse:
+        if request.method not in READING_METHODS:
+            return JsonResponse(
+                {"status": "method not allowed"}, status=405, headers={"Allow": "GET, HEAD"}
+            )
+        return view(request)
+
+    guarded.__name__ = view.__name__
+    return csrf_exempt(guarded)
+
+
+@_only_reading
+def live(request: HttpRequest) -> JsonResponse:
+    """The process answers: nothing else is checked, so a slow database never restarts it."""
+    return JsonResponse({"status": "ok"})
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _cache() -> None:
+    ping = getattr(cache, "ping", None)
+    if ping is not None:
+        ping()  # Redis itself, not the in-process fallback
+    else:
+        cache.set("health:ready", "1", 5)
+
+
+CHECKS = {"database": _database, "cache": _cache}
+
+
+@_only_reading
+def ready(request: HttpRequest) -> JsonResponse:
+    """Whether this instance can serve: its database and cache answer."""
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as error:  # any failure means not ready; the type says which
+            results[name] = f"failing: {type(error).__name__}"
+            logger.warning("readiness check failed", extra={"check": name, "error": str(error)})
+    ok = all(result == "ok" for result in results.values())
+    return JsonResponse(
+        {"status": "ok" if ok else "failing", "checks": results}, status=200 if ok else 503
+    )

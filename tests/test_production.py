@@ -1,0 +1,445 @@
+"""Running it the documented production way: `check --deploy` clean, the Procfile's web process
+(collectstatic, gunicorn, WhiteNoise) serving a styled admin and working docs, health, metrics,
+JSON logs with request ids and no secrets, a shared throttle, and what happens when the database
+or Redis goes away."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import OperationalError
+from django.test import override_settings
+
+from tests.factories import JobFactory
+from tests.helpers import LOGIN, ON_POSTGRESQL, by_identifier_url, code_of
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def documented_production_environment() -> dict[str, str]:
+    """The uncommented NAME=value lines of .env.example."""
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        match = re.match(r"^([A-Z_]+)=(.*)$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(port, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(method, path, body=body, headers=headers or {})
+    response = connection.getresponse()
+    answer = response.status, dict(response.getheaders()), response.read()
+    connection.close()
+    return answer
+
+
+def wait_until_ready(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError("the server exited")
+        try:
+            if request(port, "GET", "/health/ready")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the server did not become ready")
+
+
+class Served:
+    def __init__(self, command, env, log: Path) -> None:
+        self.port = int(env["PORT"])
+        self.log = log
+        self._sink = log.open("w")
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=self._sink, stderr=subprocess.STDOUT
+        )
+        wait_until_ready(self.port, self.process)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        self._sink.close()
+
+
+def production_env(tmp: Path, **extra: str) -> dict[str, str]:
+    inherited = {name: value for name, value in os.environ.items() if name != "REDIS_URL"}
+    env = {
+        **inherited,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": str(tmp / "static"),
+        "PORT": str(free_port()),
+        "HOST": "127.0.0.1",
+        "GUNICORN_WORKERS": "2",
+        **extra,
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=ROOT, check=True
+    )
+    return env
+
+
+def create_user(env, username, password, *codenames) -> None:
+    script = (
+        "from django.contrib.auth.models import Permission, User\n"
+        f"u = User.objects.create_user({username!r}, password={password!r})\n"
+        f"u.user_permissions.add(*Permission.objects.filter(codename__in={list(codenames)!r}))\n"
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v0", "-c", script], env=env, cwd=ROOT, check=True
+    )
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_check_deploy_is_clean_with_the_documented_production_environment(tmp_path):
+    env = {
+        **os.environ,
+        **documented_production_environment(),
+        "SECRET_KEY": secrets.token_urlsafe(50),  # the example's placeholder is not a secret
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "no issues" in checked.stdout
+
+
+@pytest.mark.django_db
+@override_settings(SECURE_SSL_REDIRECT=True, SECURE_PROXY_SSL_HEADER=None)
+def test_a_forged_forwarded_proto_is_not_believed_without_a_proxy(client):
+    response = client.get("/crmapi/rest/v2/schema", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 301
+    assert response["Location"].startswith("https://")
+
+
+@pytest.mark.django_db
+@override_settings(
+    SECURE_SSL_REDIRECT=True, SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")
+)
+def test_behind_a_proxy_its_forwarded_proto_is_believed(client):
+    assert client.get("/health/live", HTTP_X_FORWARDED_PROTO="https").status_code == 200
+    assert client.get("/crmapi/rest/v2/schema", HTTP_X_FORWARDED_PROTO="https").status_code == 200
+
+
+# --- the Procfile's web process, as `make serve` runs it --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("served")
+    env = production_env(tmp)
+    create_user(env, "dispatcher", "s3cret-Passw0rd-for-logs", "view_job", "start_progress_job")
+    server = Served([str(BIN / "honcho"), "start", "web"], env, tmp / "server.log")
+    yield server
+    server.stop()
+
+
+def test_the_admin_is_styled_by_compressed_hashed_static_files(served):
+    _, _, page = request(served.port, "GET", "/admin/login/")
+    (stylesheet,) = re.findall(rb'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page)
+    status, headers, _ = request(
+        served.port, "GET", stylesheet.decode(), headers={"Accept-Encoding": "gzip"}
+    )
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/css")
+    assert headers.get("Content-Encoding") in {"gzip", "br"}
+    assert "max-age=315360000" in headers["Cache-Control"]  # hashed: cached for good
+
+
+def test_the_docs_page_loads_its_swagger_ui_assets(served):
+    status, _, page = request(served.port, "GET", "/crmapi/rest/v2/docs")
+    assert status == 200
+    assets = re.findall(rb'(?:src|href)="(/static/[^"]+)"', page)
+    assert any(b"swagger-ui-bundle" in asset for asset in assets)
+    for asset in assets:
+        assert request(served.port, "GET", asset.decode())[0] == 200, asset
+
+
+def test_health_answers_every_method_without_authentication(served):
+    status, _, body = request(served.port, "GET", "/health/ready")
+    assert (status, json.loads(body)) == (
+        200,
+        {"status": "ok", "checks": {"database": "ok", "cache": "ok"}},
+    )
+    assert request(served.port, "GET", "/health/live")[0] == 200
+    assert request(served.port, "HEAD", "/health/live")[0] == 200
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        status, headers, _ = request(served.port, method, "/health/ready")
+        assert (status, headers["Allow"]) == (405, "GET, HEAD")
+
+
+def test_metrics_are_not_served_without_the_setting(served):
+    assert request(served.port, "GET", "/metrics")[0] == 404
+
+
+def test_a_host_not_allowed_is_a_400_in_the_envelope(served):
+    status, _, body = request(served.port, "GET", "/crmapi/rest/v2/jobs", headers={"Host": "evil"})
+    assert (status, json.loads(body)["status"]["code"]) == (400, "INVALID_PARAMETER")
+
+
+def test_each_request_logs_one_json_line_with_its_id_and_no_secret(served):
+    password = "s3cret-Passw0rd-for-logs"
+    body = json.dumps({"username": "dispatcher", "password": password}).encode()
+    status, headers, answer = request(
+        served.port, "POST", LOGIN, body, {"Content-Type": "application/json"}
+    )
+    assert status == 200
+    token = json.loads(answer)["data"]["token"]
+    body = json.dumps({"token": token, "job_identifier": {"number": "JB99999"}}).encode()
+    status, headers, _ = request(
+        served.port,
+        "POST",
+        by_identifier_url("start_progress"),
+        body,
+        {"Content-Type": "application/json", "X-Request-ID": "trace-me-123"},
+    )
+    assert (status, headers["X-Request-ID"]) == (404, "trace-me-123")
+    time.sleep(0.5)  # let the log reach the file
+
+    log = served.log.read_text()
+    assert password not in log
+    assert token not in log
+    assert token.split(".")[2] not in log  # not even the signature
+    lines = [json.loads(line.split("| ", 1)[1]) for line in log.splitlines() if '| {"' in line]
+    ours = [line for line in lines if line.get("request_id") == "trace-me-123"]
+    assert len(ours) == 1
+    assert ours[0] | {"event": "request", "status": 404, "method": "POST"} == ours[0]
+    assert ours[0]["path"] == by_identifier_url("start_progress")
+
+
+# --- a shared cache --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not REDIS_URL, reason="needs Redis: run with REDIS_URL=redis://127.0.0.1:6379/0"
+)
+def test_login_throttling_holds_across_four_workers_with_redis(tmp_path):
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    env = production_env(tmp_path, REDIS_URL=REDIS_URL, GUNICORN_WORKERS="4")
+    server = Served(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "config.wsgi"], env, tmp_path / "log"
+    )
+    try:
+        body = json.dumps({"username": "nobody", "password": "wrong"}).encode()
+
+        def attempt(_):
+            return request(server.port, "POST", LOGIN, body, {"Content-Type": "application/json"})[
+                0
+            ]
+
+        with ThreadPoolExecutor(11) as pool:
+            answers = Counter(pool.map(attempt, range(11)))
+    finally:
+        server.stop()
+    assert answers == {401: 10, 429: 1}
+    answered_by = {
+        json.loads(line)["process"]
+        for line in (tmp_path / "log").read_text().splitlines()
+        if line.startswith("{") and '"path": "/crmapi/rest/v2/authentication/token"' in line
+    }
+    assert len(answered_by) > 1, "every login went to one worker: the test proved nothing"
+
+
+@pytest.mark.django_db
+def test_with_redis_unreachable_the_api_answers_readiness_fails_and_throttling_falls_back(
+    client, api, caplog
+):
+    unreachable = {
+        "default": {
+            "BACKEND": "jobs.cache.FallbackRedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2},
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["cache"].startswith("failing")
+        answers = [
+            api.post(LOGIN, {"username": "x", "password": "y"}, format="json").status_code
+            for _ in range(11)
+        ]
+    assert answers == [401] * 10 + [429]
+    assert any("Redis cache unreachable" in r.getMessage() for r in caplog.records)
+
+
+# --- the database going away -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(
+    as_dispatcher, client, dispatcher, monkeypatch
+):
+    job = JobFactory()
+
+    def gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("jobs.api.views.job_transition", gone)
+    response = as_dispatcher.post(
+        by_identifier_url("start_progress"), {"job_identifier": {"id": job.pk}}, format="json"
+    )
+    assert code_of(response) == (503, "SERVICE_UNAVAILABLE")
+    assert response["Retry-After"] == "2"
+
+    monkeypatch.setattr("jobs.admin.JobAdmin.get_queryset", gone)
+    client.force_login(dispatcher)
+    client.raise_request_exception = False
+    page = client.get("/admin/jobs/job/")
+    assert (page.status_code, page["Retry-After"]) == (503, "2")
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="kills PostgreSQL connections")
+def test_connections_killed_under_load_give_503s_never_500s_and_recover(tmp_path):
+    """What a PostgreSQL restart does to a server: every connection dropped at once."""
+    import psycopg
+    from django.conf import settings
+
+    base = settings.DATABASES["default"]
+    scratch = f"{base['NAME']}_restart"
+    admin = f"postgres://{base['USER']}@{base['HOST']}:{base['PORT']}/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{scratch}"')
+    try:
+        env = production_env(
+            tmp_path,
+            DATABASE_URL=f"postgres://{base['USER']}@{base['HOST']}:{base['PORT']}/{scratch}",
+            GUNICORN_WORKERS="4",
+        )
+        create_user(env, "viewer", "viewer-pw-123", "view_job")
+        server = Served(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "config.wsgi"], env, tmp_path / "l"
+        )
+        try:
+            _, _, body = request(
+                server.port,
+                "POST",
+                LOGIN,
+                json.dumps({"username": "viewer", "password": "viewer-pw-123"}).encode(),
+                {"Content-Type": "application/json"},
+            )
+            auth = {"Authorization": f"Bearer {json.loads(body)['data']['token']}"}
+            stop = threading.Event()
+            answers: Counter = Counter()
+
+            def client_loop():
+                while not stop.is_set():
+                    status, headers, _ = request(
+                        server.port, "GET", "/crmapi/rest/v2/jobs", None, auth
+                    )
+                    answers[status] += 1
+                    if status == 503:
+                        assert headers["Retry-After"]
+
+            clients = [threading.Thread(target=client_loop) for _ in range(4)]
+            for thread in clients:
+                thread.start()
+            with psycopg.connect(admin, autocommit=True) as connection:
+                for _ in range(6):
+                    time.sleep(0.3)
+                    connection.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        [scratch],
+                    )
+            time.sleep(0.5)
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=30)
+            after = request(server.port, "GET", "/crmapi/rest/v2/jobs", None, auth)[0]
+        finally:
+            server.stop()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    assert set(answers) <= {200, 503}, answers
+    assert answers[200] > 0
+    assert after == 200
+
+
+# --- metrics and the batch log ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_metrics_count_transitions_for_allowed_networks_only(client, dispatcher):
+    from jobs.models import Channel
+    from jobs.services import job_bulk_transition
+
+    jobs = JobFactory.create_batch(2)
+    done = JobFactory(life_cycle_state="COMPLETED")
+    job_bulk_transition(
+        transition="start_progress",
+        jobs=[j.number for j in [*jobs, done]],
+        user=dispatcher,
+        channel=Channel.COMMAND,
+    )
+    with override_settings(METRICS_ENABLED=True):
+        page = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert (
+            'jobs_transitions_total{channel="command",outcome="started",'
+            'transition="start_progress"}' in text
+        )
+        assert 'outcome="JOB_STATE_CONFLICT"' in text
+        assert "django_http_requests_total_by_method_total" in text
+        assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 404
+
+
+@pytest.mark.django_db
+def test_each_bulk_batch_logs_one_line_with_its_outcomes(dispatcher, caplog):
+    from jobs.models import Channel
+    from jobs.services import job_bulk_transition
+
+    jobs = JobFactory.create_batch(3)
+    with caplog.at_level("INFO", logger="jobs.services"):
+        job_bulk_transition(
+            transition="start_progress",
+            jobs=[j.number for j in jobs],
+            user=dispatcher,
+            channel=Channel.ADMIN,
+            batch_size=2,
+        )
+    batches = [r for r in caplog.records if r.getMessage() == "transition batch"]
+    assert [(r.jobs, r.outcomes) for r in batches] == [(2, {"started": 2}), (1, {"started": 1})]
+    assert {(r.transition, r.channel) for r in batches} == {("start_progress", "admin")}

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -75,7 +76,10 @@ def main() -> int:
             },
         )
         wait_until_serving(port)
-        return hammer(port, numbers, env)
+        failed = hammer(port, numbers, env)
+        if "--restart-database" in sys.argv:
+            failed |= restart_under_load(port)
+        return failed
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
@@ -178,6 +182,73 @@ def hammer(port: int, numbers: list[str], env: dict[str, str]) -> int:
     print(f"  log rows          {log_rows:8d}   job states {per_job}")
     print(
         "  every job started exactly once: "
+        + ("yes" if not failures else "NO: " + "; ".join(failures))
+    )
+    return 1 if failures else 0
+
+
+def restart_under_load(port: int) -> int:
+    """Restart PostgreSQL while 4 clients keep reading: every answer is 200 or 503 (with
+    Retry-After), never another 5xx, and the server recovers by itself."""
+    versions = sorted(Path("/etc/postgresql").glob("*"))
+    if not versions or os.geteuid() != 0:
+        print("\nrestart under load: skipped (needs root and a local PostgreSQL cluster)")
+        return 0
+    token = login(port)
+    answers: Counter = Counter()
+    missing_retry_after = 0
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def reader() -> None:
+        nonlocal missing_retry_after
+        while not stop.is_set():
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                connection.request(
+                    "GET",
+                    "/crmapi/rest/v2/jobs?number_of_results=5&fields_set=id,number",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                response = connection.getresponse()
+                response.read()
+                with lock:
+                    answers[response.status] += 1
+                    if response.status == 503 and not response.getheader("Retry-After"):
+                        missing_retry_after += 1
+            except OSError as error:
+                with lock:
+                    answers[type(error).__name__] += 1
+            finally:
+                connection.close()
+
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    time.sleep(1)
+    began = time.perf_counter()
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "restart"],
+        check=True,
+    )
+    restarted_in = time.perf_counter() - began
+    wait_until_serving(port)
+    recovered_in = time.perf_counter() - began
+    time.sleep(1)
+    stop.set()
+    for thread in readers:
+        thread.join(timeout=60)
+
+    print(f"\nPostgreSQL restarted under 4 reading clients (restart took {restarted_in:.1f} s)")
+    print(f"  answers           {dict(sorted(answers.items(), key=str))}")
+    print(f"  ready again after {recovered_in:8.1f} s")
+    failures = [f"{status} answers" for status in answers if status not in (200, 503)]
+    if missing_retry_after:
+        failures.append(f"{missing_retry_after} 503s without Retry-After")
+    if not answers[200]:
+        failures.append("no request succeeded")
+    print(
+        "  only 200 or 503, and recovered: "
         + ("yes" if not failures else "NO: " + "; ".join(failures))
     )
     return 1 if failures else 0

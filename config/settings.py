@@ -179,6 +179,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"structured": {"()": "jobs.observability.formatter", "fmt": LOG_FORMAT}},
+    "filters": {"skip_503": {"()": "jobs.observability.SkipServiceUnavailable"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -189,7 +190,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Our request line replaces Django's and runserver's own per-request lines.
-        "django.request": {"level": "ERROR"},
+        "django.request": {"level": "ERROR", "filters": ["skip_503"]},
         "django.server": {"level": "WARNING"},
     },
 }

@@ -30,6 +30,23 @@ RETRY_AFTER_SECONDS = 2
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
+def _request_as_path(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Django passes the request object to its log records; its text would carry the query
+    string. The path is enough to find the request (with its id)."""
+    request = event.get("request")
+    if request is not None and not isinstance(request, str):
+        event["request"] = getattr(request, "path", "?")
+    return event
+
+
+class SkipServiceUnavailable(logging.Filter):
+    """Django logs every 5xx as an error; a 503 while the database is away is already one warning
+    line of ours, and a restart would otherwise flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) != 503
+
+
 def formatter(fmt: str = "json") -> logging.Formatter:
     """Every log record, ours and Django's, as one JSON line (or a readable one for `text`), with
     the request id and whatever a record's `extra` carries."""
@@ -47,6 +64,7 @@ def formatter(fmt: str = "json") -> logging.Formatter:
                 [structlog.processors.CallsiteParameter.PROCESS]
             ),
             structlog.stdlib.ExtraAdder(),
+            _request_as_path,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ],
         processors=[

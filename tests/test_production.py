@@ -163,7 +163,7 @@ def test_behind_a_proxy_its_forwarded_proto_is_believed(client):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("served")
-    env = production_env(tmp)
+    env = production_env(tmp, METRICS_ENABLED="1")
     create_user(env, "dispatcher", "s3cret-Passw0rd-for-logs", "view_job", "start_progress_job")
     server = Served([str(BIN / "honcho"), "start", "web"], env, tmp / "server.log")
     yield server
@@ -204,8 +204,17 @@ def test_health_answers_every_method_without_authentication(served):
         assert (status, headers["Allow"]) == (405, "GET, HEAD")
 
 
-def test_metrics_are_not_served_without_the_setting(served):
-    assert request(served.port, "GET", "/metrics")[0] == 404
+def test_metrics_add_up_every_worker_and_count_database_queries(served):
+    for _ in range(6):
+        request(served.port, "GET", "/health/ready")
+    status, _, page = request(served.port, "GET", "/metrics")
+    assert status == 200
+    text = page.decode()
+    assert "django_http_requests_total_by_method_total" in text
+    assert "django_db_execute_total" in text  # the database backend is wrapped
+    by_view = "django_http_requests_total_by_view_transport_method_total"
+    counted = re.findall(rf'{by_view}\{{[^}}]*view="health-ready"[^}}]*\}} ([0-9.]+)', text)
+    assert sum(float(n) for n in counted) >= 6  # from both workers, added up
 
 
 def test_a_host_not_allowed_is_a_400_in_the_envelope(served):

@@ -32,6 +32,13 @@ def throwaway_database() -> Iterator[str]:
     from django.db import connection
 
     settings.DEBUG = False  # no query log growing in memory
+    # Requests are logged as in production (the cost counts), but to nowhere: the figures are
+    # the output.
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the run)
     if connection.vendor == "sqlite":
         call_command("migrate", verbosity=0)
     else:

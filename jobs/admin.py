@@ -16,6 +16,7 @@ from django_fsm import ConcurrentTransition
 from jobs.admin_transitions import TransitionAdminMixin
 from jobs.models import (
     Assignment,
+    Event,
     Job,
     JobCancellationReason,
     JobStatus,
@@ -234,6 +235,29 @@ class JobTransitionLogAdmin(admin.ModelAdmin):
     list_filter = ["transition", "channel", "to_state"]
     list_select_related = ["job", "to_status", "user"]
     search_fields = ["job__number"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """The outbox, as other systems read it (GET events): readable, never editable."""
+
+    list_display = ["public_id", "type", "timestamp", "job_number"]
+    list_filter = ["type"]
+    search_fields = ["public_id", "data__job__number"]
+    readonly_fields = ["public_id", "type", "timestamp", "data", "txid"]
+
+    @admin.display(description="job")
+    def job_number(self, event: Event) -> str:
+        return event.data.get("job", {}).get("number", "")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -57,3 +57,7 @@ class CancellationReasonNotFound(JobsError):
 
 class JobTypeNotFound(JobsError):
     code = "JOB_TYPE_NOT_FOUND"
+
+
+class EventNotFound(JobsError):
+    code = "EVENT_NOT_FOUND"

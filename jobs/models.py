@@ -394,3 +394,29 @@ class JobTransitionLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transition}: {self.from_state} → {self.to_state}"
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+class Event(models.Model):
+    """The outbox: one row per job per transition, written in the transition's own transaction,
+    so an event exists exactly when its transition committed. Other systems read them in order
+    (`GET events`)."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_event_id, editable=False)
+    type = models.CharField(max_length=50)
+    timestamp = models.DateTimeField(help_text="when the transition's batch ran")
+    data = models.JSONField()
+    # The id of the transaction that wrote the row (PostgreSQL's pg_current_xact_id(); 0 where
+    # writers take turns, as on SQLite). The feed is ordered by (txid, id) and hands out only
+    # rows that no transaction still running can come before: see jobs.events.
+    txid = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["txid", "id"]
+        indexes = [models.Index(fields=["txid", "id"], name="event_feed_order")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.type}"

@@ -13,6 +13,7 @@ update 1, log 1; a requested cancellation reason is read by the lock); a bulk ru
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -43,7 +44,7 @@ from jobs.identifiers import (
     parse_identifier,
 )
 from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
-from jobs.models import Job, JobStatus, JobTransitionLog, JobType
+from jobs.models import Event, Job, JobStatus, JobTransitionLog, JobType, new_event_id
 from jobs.transitions import START_PROGRESS, ExtraParameter, JobTransition, get_transition
 
 # A job: the instance, its primary key, or a CRM.COM identifier object ({"id": …} or {"number": …}).
@@ -56,6 +57,8 @@ TransitionRef = JobTransition | str
 
 # The job columns a transition reads; nothing else is loaded.
 _JOB_FIELDS = ("id", "number", "life_cycle_state", "status_id", "type_id", "expiration_date")
+# What a transition that writes loads besides: the status it leaves, as its event names it.
+_JOB_LOAD = (*_JOB_FIELDS, "status__name", "status__alternative_code")
 # The columns a transition may change, and the service writes when it does.
 _WRITABLE = tuple(
     f.attname
@@ -96,54 +99,74 @@ def ensure_can_start(user: Any) -> None:
     ensure_permitted(user, START_PROGRESS)
 
 
+def _as_json(model: type[models.Model]) -> JSONObject:
+    """A catalog row as one JSON column, so a subquery can bring it along with the job."""
+    return JSONObject(**{f.attname: f.attname for f in model._meta.concrete_fields})
+
+
+def _from_json(model: type[models.Model], values: dict[str, Any] | None) -> Any:
+    if values is None:
+        return None
+    entry = model(**values)
+    entry._state.adding, entry._state.db = False, "default"  # a row read from the database
+    return entry
+
+
 class StatusResolver:
     """Decides the status each job enters, querying once per run rather than once per job.
 
     With no requested status, a job enters its type's default for the transition (loaded with the
-    job's type). A requested status is looked up on first use, together with the types that allow
-    it; when the caller knows the one type involved (a single job), both come from one query.
+    job's type). A requested status is read on first use, together with the types that allow it;
+    a single job reads both in its own lock query (see `annotate`).
     """
 
-    def __init__(
-        self, transition: JobTransition, requested: StatusRef, *, job_type_id: int | None = None
-    ) -> None:
+    def __init__(self, transition: JobTransition, requested: StatusRef) -> None:
         self._transition = transition
         self._requested = requested
-        self._job_type_id = job_type_id
         self._loaded = requested is None
         self._status: JobStatus | None = None
         self._allowed_type_ids: set[int] = set()
 
-    def _load(self) -> None:
-        requested = self._requested
-        if isinstance(requested, JobStatus):
-            lookup = {"pk": requested.pk}
-        else:
-            lookup = parse_identifier(
-                requested, fields=STATUS_IDENTIFIER_FIELDS, parameter="status_identifier"
-            )
-        statuses = JobStatus.objects.filter(**lookup)
-        allowing = JobType.allowed_statuses.through.objects.filter(jobstatus_id=OuterRef("pk"))
-        if self._job_type_id is not None:
-            statuses = statuses.annotate(
-                allowed=Exists(allowing.filter(jobtype_id=self._job_type_id))
-            )
-        self._status = statuses.first()
-        self._loaded = True
-        if self._status is None:
-            return
-        if self._job_type_id is not None:
-            self._allowed_type_ids = {self._job_type_id} if self._status.allowed else set()
-        else:
-            self._allowed_type_ids = set(
-                JobType.allowed_statuses.through.objects.filter(
-                    jobstatus_id=self._status.pk
-                ).values_list("jobtype_id", flat=True)
-            )
+    def _lookup(self) -> dict[str, Any]:
+        if isinstance(self._requested, JobStatus):
+            return {"pk": self._requested.pk}
+        return parse_identifier(
+            self._requested, fields=STATUS_IDENTIFIER_FIELDS, parameter="status_identifier"
+        )
 
-    def status_for(self, job_type: JobType) -> JobStatus:
+    def annotate(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
+        """Read the requested status, and whether each job's type allows it, with the jobs."""
+        if self._loaded:
+            return jobs
+        statuses = JobStatus.objects.filter(**self._lookup())
+        allowing = JobType.allowed_statuses.through.objects.filter(
+            jobtype_id=OuterRef("type_id"), jobstatus_id=Subquery(statuses.values("pk")[:1])
+        )
+        return jobs.annotate(
+            _requested_status=Subquery(
+                statuses.values_list(_as_json(JobStatus))[:1], output_field=models.JSONField()
+            ),
+            _requested_status_allowed=Exists(allowing),
+        )
+
+    def _load(self, job: Job) -> None:
+        if hasattr(job, "_requested_status"):
+            self._status = _from_json(JobStatus, job._requested_status)
+            self._allowed_type_ids = {job.type_id} if job._requested_status_allowed else set()
+        else:
+            self._status = JobStatus.objects.filter(**self._lookup()).first()
+            if self._status is not None:
+                self._allowed_type_ids = set(
+                    JobType.allowed_statuses.through.objects.filter(
+                        jobstatus_id=self._status.pk
+                    ).values_list("jobtype_id", flat=True)
+                )
+        self._loaded = True
+
+    def status_for(self, job: Job) -> JobStatus:
         declared = self._transition
         target = declared.target
+        job_type = job.type
         if self._requested is None:
             default = getattr(job_type, declared.default_status_field)
             if default is None:
@@ -154,7 +177,7 @@ class StatusResolver:
                 )
             return default
         if not self._loaded:
-            self._load()
+            self._load(job)
         status = self._status
         if status is None:
             raise StatusNotFound(
@@ -200,11 +223,10 @@ class ParameterResolver:
         if self._loaded:
             return jobs
         model = self.parameter.model
-        entry = JSONObject(**{f.attname: f.attname for f in model._meta.concrete_fields})
         return jobs.annotate(
             **{
                 self._annotation: Subquery(
-                    model.objects.filter(**self._lookup).values_list(entry)[:1],
+                    model.objects.filter(**self._lookup).values_list(_as_json(model))[:1],
                     output_field=models.JSONField(),
                 )
             }
@@ -215,8 +237,7 @@ class ParameterResolver:
             return getattr(job.type, self.parameter.type_default_field)
         if not self._loaded:
             if hasattr(job, self._annotation):
-                values = getattr(job, self._annotation)
-                self._entry = self.parameter.model(**values) if values else None
+                self._entry = _from_json(self.parameter.model, getattr(job, self._annotation))
             else:
                 self._entry = self.parameter.model.objects.filter(**self._lookup).first()
             self._loaded = True
@@ -249,7 +270,6 @@ class _Request:
         parameters: Mapping[str, CatalogRef],
         user: Any,
         channel: str,
-        job_type_id: int | None = None,
     ) -> _Request:
         declared = get_transition(transition)
         ensure_permitted(user, declared)
@@ -259,7 +279,7 @@ class _Request:
             raise TypeError(f"{declared.name} takes no {', '.join(sorted(unknown))}")
         return cls(
             declared,
-            StatusResolver(declared, status, job_type_id=job_type_id),
+            StatusResolver(declared, status),
             [ParameterResolver(p, parameters.get(p.name)) for p in declared.parameters],
             user,
             channel,
@@ -279,28 +299,54 @@ class _Request:
                 f"jobs can be {declared.past}.",
                 "Nothing was changed. Reload the job to see its current state.",
             )
-        chosen: dict[str, Any] = {"status": self.status.status_for(job.type)}
+        chosen: dict[str, Any] = {"status": self.status.status_for(job)}
         for resolver in self.parameters:
             chosen[resolver.parameter.name] = resolver.entry_for(job)
         return chosen
 
-    def run_in_memory(self, job: Job, chosen: dict[str, Any], at: _Moment) -> tuple:
-        """Run the model's transition; return the log row it makes (values in log column order;
-        `at` already adapted for the database, see _persist)."""
-        from_state, from_status_id = job.life_cycle_state, job.status_id
+    def run_in_memory(self, job: Job, chosen: dict[str, Any], at: _Moment) -> tuple[tuple, tuple]:
+        """Run the model's transition; return the log row and the event row it makes (values in
+        column order; `at` already adapted for the database, see _persist)."""
+        from_state, from_status = job.life_cycle_state, job.status
         self.transition.run(job, by=self.user, at=at.when, **chosen)
-        return (
+        log_row = (
             job.pk,
             self.transition.name,
             from_state,
             job.life_cycle_state,
-            from_status_id,
+            from_status.pk,
             job.status_id,
             self.user.pk,
             self.channel,
             at.db_value,
             *(getattr(job, f"{p.parameter.name}_id") for p in self.parameters),
         )
+        data = {
+            "job": {
+                "id": job.pk,
+                "number": job.number,
+                "type": {"id": job.type_id, "alternative_code": job.type.alternative_code},
+            },
+            "from_state": from_state,
+            "to_state": job.life_cycle_state,
+            "from_status": _reference(from_status),
+            "to_status": _reference(job.status),
+            "user": {"id": self.user.pk, "username": self.user.get_username()},
+            "channel": self.channel,
+            **{
+                p.parameter.name: _reference(getattr(job, p.parameter.name))
+                for p in self.parameters
+            },
+        }
+        event_row = (new_event_id(), self.transition.event, at.db_value, json.dumps(data))
+        return log_row, event_row
+
+
+def _reference(entry: models.Model | None) -> dict[str, Any] | None:
+    """A status or reason as an event names it."""
+    if entry is None:
+        return None
+    return {"id": entry.pk, "name": entry.name, "alternative_code": entry.alternative_code}
 
 
 def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
@@ -310,7 +356,8 @@ def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
     # _persist.
     return (
         jobs.select_for_update(of=("self",))
-        .only(*_JOB_FIELDS)
+        .select_related("status")
+        .only(*_JOB_LOAD)
         .order_by("pk")  # one lock order for everyone, so two bulk runs cannot deadlock
     )
 
@@ -389,7 +436,29 @@ def _column_value(name: str, changed: list[tuple[Job, Any]], unchanged_types: se
     return Case(*branches, default=F(name), output_field=output)
 
 
-def _persist(request: _Request, done: list[tuple[Job, str, tuple]], log_rows: list[tuple]) -> None:
+def _insert_events(rows: list[tuple]) -> None:
+    """The outbox rows, one executemany like the log's. Each row carries the id of the
+    transaction writing it, which orders the feed (see jobs.events)."""
+    quote = connection.ops.quote_name
+    table = quote(Event._meta.db_table)
+    if connection.vendor == "postgresql":
+        data, txid = "%s::jsonb", "pg_current_xact_id()::text::bigint"
+    else:
+        data, txid = "%s", "0"
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (public_id, type, timestamp, data, txid) "
+            f"VALUES (%s, %s, %s, {data}, {txid})",
+            rows,
+        )
+
+
+def _persist(
+    request: _Request,
+    done: list[tuple[Job, str, tuple]],
+    log_rows: list[tuple],
+    event_rows: list[tuple],
+) -> None:
     """Write the jobs a transition changed and their log rows: one UPDATE and one INSERT,
     whatever the count.
 
@@ -418,6 +487,7 @@ def _persist(request: _Request, done: list[tuple[Job, str, tuple]], log_rows: li
     if updated != len(done):
         raise _LostRace
     _insert_log_rows(log_rows, request.parameters)
+    _insert_events(event_rows)
 
 
 def _job_lookup(job: JobRef) -> dict[str, Any]:
@@ -449,7 +519,7 @@ def job_transition(
         declared, status=status, parameters=parameters, user=user, channel=channel
     )
     try:
-        locked = _transition_one(request, lookup, status)
+        locked = _transition_one(request, lookup)
     except JobsError as refusal:
         _count(request, refusal.code)
         raise
@@ -457,29 +527,27 @@ def job_transition(
     return locked
 
 
-def _transition_one(request: _Request, lookup: dict[str, Any], status: StatusRef) -> Job:
-    declared = request.transition
+def _transition_one(request: _Request, lookup: dict[str, Any]) -> Job:
     at = _Moment.now()
     with transaction.atomic():
         # One row: joining its type and the type's defaults saves queries.
         jobs = (
             _locked(Job.objects.filter(**lookup))
             .select_related(*(f"type__{name}" for name in request.type_relations()))
-            .only(*_JOB_FIELDS, "type")
+            .only(*_JOB_LOAD, "type")
         )
-        for resolver in request.parameters:
+        for resolver in (request.status, *request.parameters):
             jobs = resolver.annotate(jobs)
         locked = jobs.first()
         if locked is None:
             raise JobNotFound(
                 "No job matches the identifier.", "Check the job's id or number and try again."
             )
-        request.status = StatusResolver(declared, status, job_type_id=locked.type_id)
         chosen = request.check(locked)
         from_state, before = locked.life_cycle_state, _snapshot(locked)
-        log = request.run_in_memory(locked, chosen, at)
+        log, event = request.run_in_memory(locked, chosen, at)
         try:
-            _persist(request, [(locked, from_state, before)], [log])
+            _persist(request, [(locked, from_state, before)], [log], [event])
         except _LostRace:
             raise JobStateConflict(
                 f"Job {locked.number} was changed by another request first.",
@@ -641,6 +709,7 @@ class _BulkRun:
         outcomes: list[Outcome] = []
         done: list[tuple[Job, str, tuple]] = []
         log_rows: list[tuple] = []
+        event_rows: list[tuple] = []
         for job in loaded:
             try:
                 chosen = self.request.check(job)
@@ -650,10 +719,12 @@ class _BulkRun:
             outcomes.append(Outcome(job.number, True))
             if not self.dry_run:
                 from_state, before = job.life_cycle_state, _snapshot(job)
-                log_rows.append(self.request.run_in_memory(job, chosen, at))
+                log_row, event_row = self.request.run_in_memory(job, chosen, at)
+                log_rows.append(log_row)
+                event_rows.append(event_row)
                 done.append((job, from_state, before))
         if done:
-            _persist(self.request, done, log_rows)
+            _persist(self.request, done, log_rows, event_rows)
         return outcomes, loaded
 
 

@@ -211,7 +211,7 @@ def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
 
     one_batch, four_batches = queries_for(250, "A"), queries_for(1000, "B")
 
-    per_batch = 1 if step == "confirmation" else 3  # read / lock, update, log
+    per_batch = 1 if step == "confirmation" else 4  # read / lock, update, log, events
     assert four_batches - one_batch == 3 * per_batch
 
 
@@ -390,7 +390,18 @@ def test_a_types_default_start_status_must_be_in_progress_and_allowed(as_admin):
     assert accepted.status_code == 302
 
 
-@pytest.mark.parametrize("model", ["jobstatus", "jobtype", "job", "assignment", "jobtransitionlog"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "jobstatus",
+        "jobtype",
+        "jobcancellationreason",
+        "job",
+        "assignment",
+        "jobtransitionlog",
+        "event",
+    ],
+)
 def test_every_model_has_an_admin_page(as_admin, model):
     JobFactory()
     assert as_admin.get(reverse(f"admin:jobs_{model}_changelist")).status_code == 200

@@ -364,8 +364,8 @@ def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total)
 
     assert summary.started == total
     batches = total // 10
-    # per run: permission 2, status 2, the job types 1; per batch: lock, update, log
-    assert len(queries) == 5 + 3 * batches, queries.sql
+    # per run: permission 2, status 2, the job types 1; per batch: lock, update, log, events
+    assert len(queries) == 5 + 4 * batches, queries.sql
 
 
 def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(dispatcher):

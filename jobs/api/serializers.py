@@ -312,3 +312,16 @@ def transition_input(
         (serializers.Serializer,),
         {**fields, "__doc__": f"The body of POST {where}{declared.name}."},
     )
+
+
+class EventSerializer(serializers.Serializer):
+    """One event of GET events (ours)."""
+
+    id = serializers.CharField(help_text="evt_…: unique, the same on every delivery")
+    type = serializers.ChoiceField(choices=["job.started", "job.completed", "job.cancelled"])
+    timestamp = serializers.DateTimeField(help_text="when the transition's batch ran, UTC")
+    data = serializers.JSONField(
+        help_text="job {id, number, type {id, alternative_code}}, from_state, to_state, "
+        "from_status and to_status {id, name, alternative_code}, user {id, username}, channel, "
+        "and for job.cancelled cancellation_reason"
+    )

@@ -21,6 +21,7 @@ urlpatterns = [
     re_path(
         r"^authentication/token/release/?$", views.TokenReleaseView.as_view(), name="token-release"
     ),
+    re_path(r"^events/?$", views.EventFeedView.as_view(), name="events"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,

@@ -8,6 +8,7 @@ Every transition declared in `jobs.transitions` gets CRM.COM's method,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -27,8 +28,9 @@ from jobs.api.authentication import LoginThrottle
 from jobs.api.envelope import envelope
 from jobs.api.filters import JobFilter
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import NON_EMPTY_TEXT, TextField, enveloped, errors
+from jobs.api.schema import NON_EMPTY_TEXT, StatusSerializer, TextField, enveloped, errors
 from jobs.api.serializers import (
+    EventSerializer,
     JobSerializer,
     TypeStatusSerializer,
     fields_set_schema,
@@ -36,6 +38,7 @@ from jobs.api.serializers import (
     shaped,
     transition_input,
 )
+from jobs.events import CURSOR_PATTERN, EVENT_TYPES, Cursor, as_json, events_after, parse_types
 from jobs.exceptions import (
     InvalidIdentifier,
     InvalidParameter,
@@ -55,6 +58,7 @@ TRANSITION_ACTIONS = {
     **TRANSITIONS,
     **{f"{name}_by_identifier": declared for name, declared in TRANSITIONS.items()},
 }
+TYPES = "|".join(re.escape(name) for name in EVENT_TYPES)
 # Which type field holds the default status for entering each state.
 DEFAULT_STATUS_FIELD = {t.target: t.default_status_field for t in TRANSITIONS.values()}
 
@@ -64,8 +68,9 @@ class JobPermission(BasePermission):
     service's own function, so the API refuses early for the same reason the service would)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if view.action in TRANSITION_ACTIONS:
-            ensure_permitted(request.user, TRANSITION_ACTIONS[view.action])
+        action = getattr(view, "action", None)
+        if action in TRANSITION_ACTIONS:
+            ensure_permitted(request.user, TRANSITION_ACTIONS[action])
         elif not request.user.has_perm("jobs.view_job"):
             raise PermissionDenied(
                 "You may not view jobs.", "Ask an administrator for the permission jobs.view_job."
@@ -375,6 +380,72 @@ class TokenReleaseView(APIView):
         except TokenError:
             raise AuthenticationFailed("The token is invalid, expired or released.") from None
         return Response(envelope(None))
+
+
+class EventFeedView(APIView):
+    """Every transition of every job, oldest first; a client keeps `paging.after` and asks for
+    what came after it (jobs.events says why it never misses one or sees one twice)."""
+
+    permission_classes = [IsAuthenticated, JobPermission]
+
+    @extend_schema(
+        summary="Events, oldest first (ours)",
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "string", "pattern": CURSOR_PATTERN},
+                description="paging.after of the previous answer; absent: from the oldest event",
+            ),
+            OpenApiParameter(
+                "types",
+                {"type": "string", "pattern": rf"^({TYPES})(,({TYPES}))*$"},
+                description=f"comma-separated, some of: {', '.join(EVENT_TYPES)}; absent: all",
+            ),
+            OpenApiParameter(
+                "number_of_results",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "EventFeedEnvelope",
+                {
+                    "status": StatusSerializer(),
+                    "data": EventSerializer(many=True),
+                    "paging": inline_serializer(
+                        "EventFeedPaging",
+                        {
+                            "after": serializers.CharField(
+                                allow_null=True, help_text="send it as after to go on"
+                            ),
+                            "count": serializers.IntegerField(),
+                        },
+                    ),
+                },
+            ),
+            **errors(
+                "AUTHENTICATION_FAILED", "PERMISSION_DENIED", "INVALID_PARAMETER", "EVENT_NOT_FOUND"
+            ),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        raw_limit = params.get("number_of_results", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+            raise InvalidParameter(
+                "number_of_results must be a whole number from 1 to 500.",
+                "Correct the parameter and retry.",
+            )
+        after = Cursor.parse(params["after"]) if "after" in params else None
+        types = parse_types(params.get("types"))
+        events = events_after(after, types=types, limit=int(raw_limit))
+        last = Cursor.of(events[-1]) if events else after
+        return Response(
+            envelope(
+                [as_json(event) for event in events],
+                paging={"after": str(last) if last else None, "count": len(events)},
+            )
+        )
 
 
 class EndpointNotFound(APIView):

@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve demo demo-reset test lint format bench load graph clean
+.PHONY: install run serve worker demo demo-reset test lint format bench load graph clean
 
 install: $(STAMP)
 
@@ -25,12 +25,19 @@ demo-reset: install
 	rm -f db.sqlite3 db.sqlite3-*
 	$(MAKE) demo
 
+# The web server, and beside it the worker that delivers webhooks and its scheduler (Procfile.dev).
 run: demo
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	mkdir -p .broker
+	JOBS_HOST=$(HOST) JOBS_PORT=$(PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+		$(VENV)/bin/honcho -f Procfile.dev start
+
+# A webhook worker against REDIS_URL (and DATABASE_URL): run one on each machine that delivers.
+worker: install
+	$(VENV)/bin/celery -A config worker --pool threads --concurrency 8 --loglevel INFO
 
 # Like production: migrations, then the Procfile's processes (collectstatic and gunicorn) under
 # honcho. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
-SERVE_PROCESSES ?= web
+SERVE_PROCESSES ?= web worker beat
 serve: install
 	$(PY) manage.py migrate --no-input
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start $(SERVE_PROCESSES)
@@ -63,4 +70,4 @@ graph: install
 	rm -f docs/life_cycle
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache staticfiles .broker

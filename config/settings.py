@@ -145,6 +145,47 @@ CACHES = {
     )
 }
 
+# Webhook deliveries run in Celery workers. The broker is Redis (REDIS_URL, or
+# CELERY_BROKER_URL); without either, a folder on disk, so `make run` needs no server.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost/"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    BROKER_FOLDER = Path(os.environ.get("BROKER_FOLDER") or BASE_DIR / ".broker")
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_FOLDER / "messages"),
+        "data_folder_out": str(BROKER_FOLDER / "messages"),
+        "processed_folder": str(BROKER_FOLDER / "processed"),
+        "store_processed": False,
+    }
+    CELERY_BEAT_SCHEDULE_FILENAME = str(BROKER_FOLDER / "celerybeat-schedule")
+else:
+    # Publishing gives up quickly when the broker is away: the sweep delivers later.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 5}
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "webhook-sweep": {
+        "task": "jobs.tasks.sweep",
+        "schedule": float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "10")),
+    }
+}
+
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# Retries: the first after about WEBHOOK_RETRY_BASE_SECONDS, each about twice the last (jittered,
+# at most an hour), until WEBHOOK_RETRY_FOR_SECONDS after the event: then the delivery fails.
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "30"))
+WEBHOOK_RETRY_FOR_SECONDS = float(os.environ.get("WEBHOOK_RETRY_FOR_SECONDS", str(24 * 3600)))
+# How long a worker may hold a delivery before the sweep hands it to another.
+WEBHOOK_LEASE_SECONDS = float(
+    os.environ.get("WEBHOOK_LEASE_SECONDS") or WEBHOOK_TIMEOUT_SECONDS + 20
+)
+# With DEBUG off, endpoints on loopback, private or link-local addresses are refused unless this.
+WEBHOOK_ALLOW_PRIVATE_URLS = env_flag("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
+
+FORMS_URLFIELD_ASSUME_HTTPS = True
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

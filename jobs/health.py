@@ -45,12 +45,19 @@ def _cache() -> None:
         cache.set("health:ready", "1", 5)
 
 
-CHECKS = {"database": _database, "cache": _cache}
+def _broker() -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=1)
+
+
+CHECKS = {"database": _database, "cache": _cache, "broker": _broker}
 
 
 @_only_reading
 def ready(request: HttpRequest) -> JsonResponse:
-    """Whether this instance can serve: its database and cache answer."""
+    """Whether this instance can serve: its database, cache and broker answer."""
     results = {}
     for name, check in CHECKS.items():
         try:

@@ -8,3 +8,9 @@ TRANSITIONS = Counter(
     "by transition and channel.",
     ["transition", "channel", "outcome"],
 )
+
+WEBHOOK_DELIVERIES = Counter(
+    "jobs_webhook_deliveries",
+    "Webhook delivery attempts by outcome: succeeded, retrying (will be tried again), failed.",
+    ["outcome"],
+)

@@ -45,6 +45,7 @@ from jobs.identifiers import (
 )
 from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
 from jobs.models import Event, Job, JobStatus, JobTransitionLog, JobType, new_event_id
+from jobs.tasks import announce
 from jobs.transitions import START_PROGRESS, ExtraParameter, JobTransition, get_transition
 
 # A job: the instance, its primary key, or a CRM.COM identifier object ({"id": …} or {"number": …}).
@@ -447,8 +448,8 @@ def _insert_events(rows: list[tuple]) -> None:
         data, txid = "%s", "0"
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {table} (public_id, type, timestamp, data, txid) "
-            f"VALUES (%s, %s, %s, {data}, {txid})",
+            f"INSERT INTO {table} (public_id, type, timestamp, data, txid, fanned_out) "
+            f"VALUES (%s, %s, %s, {data}, {txid}, FALSE)",
             rows,
         )
 
@@ -488,6 +489,8 @@ def _persist(
         raise _LostRace
     _insert_log_rows(log_rows, request.parameters)
     _insert_events(event_rows)
+    # One message per batch, once it has committed: never an event that did not happen.
+    transaction.on_commit(announce)
 
 
 def _job_lookup(job: JobRef) -> dict[str, Any]:

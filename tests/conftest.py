@@ -86,3 +86,12 @@ def unchanged(db):
     yield snapshot
     if taken:
         assert state() == taken[0], "the database changed"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def broker_in_memory():
+    """Messages sent by tests stay in this process; tests with a real worker set their own."""
+    from config.celery import app
+
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport_options = {}

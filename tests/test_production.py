@@ -195,7 +195,7 @@ def test_health_answers_every_method_without_authentication(served):
     status, _, body = request(served.port, "GET", "/health/ready")
     assert (status, json.loads(body)) == (
         200,
-        {"status": "ok", "checks": {"database": "ok", "cache": "ok"}},
+        {"status": "ok", "checks": {"database": "ok", "cache": "ok", "broker": "ok"}},
     )
     assert request(served.port, "GET", "/health/live")[0] == 200
     assert request(served.port, "HEAD", "/health/live")[0] == 200

@@ -1,0 +1,93 @@
+"""The worker's side of events: fan each new event out to the endpoints that want it, deliver,
+and sweep up whatever a lost message, a dead worker or a broker that was down left behind.
+
+Nothing here runs in a request: the transition's transaction only writes the event and, once it
+has committed, sends one "fan out" message (announce). If that message is lost, the periodic sweep
+finds the event all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs import webhooks
+from jobs.models import DeliveryState, Event, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+FAN_OUT_BATCH = 1000
+SWEEP_BATCH = 1000
+
+
+def announce() -> None:
+    """After a transition commits: ask a worker to fan its events out. Losing this message loses
+    nothing (the sweep finds the events), so a broker that is down is a warning, not a failure."""
+    try:
+        fan_out.delay()
+    except Exception as error:  # any broker failure: the request must not fail for it
+        logger.warning(
+            "could not reach the broker; the sweep will deliver these events",
+            extra={"error": type(error).__name__},
+        )
+
+
+@shared_task(name="jobs.tasks.fan_out")
+def fan_out() -> int:
+    """Make the deliveries of every event not yet fanned out, then send them."""
+    made = 0
+    while True:
+        with transaction.atomic():
+            events = Event.objects.filter(fanned_out=False).order_by("id")
+            if connection.features.has_select_for_update_skip_locked:
+                events = events.select_for_update(skip_locked=True)
+            events = list(events.only("id", "type")[:FAN_OUT_BATCH])
+            if not events:
+                return made
+            endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
+            WebhookDelivery.objects.bulk_create(
+                [
+                    WebhookDelivery(endpoint=endpoint, event=event)
+                    for event in events
+                    for endpoint in endpoints
+                    if endpoint.wants(event.type)
+                ],
+                ignore_conflicts=True,
+            )
+            Event.objects.filter(pk__in=[e.pk for e in events]).update(fanned_out=True)
+            ids = list(
+                WebhookDelivery.objects.filter(
+                    event__in=events, state=DeliveryState.PENDING
+                ).values_list("pk", flat=True)
+            )
+            transaction.on_commit(lambda ids=ids: _send(ids))
+        made += len(ids)
+
+
+def _send(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        deliver.delay(delivery_id)
+
+
+@shared_task(name="jobs.tasks.deliver")
+def deliver(delivery_id: int) -> str | None:
+    return webhooks.attempt(delivery_id)
+
+
+@shared_task(name="jobs.tasks.sweep")
+def sweep() -> int:
+    """Periodic (Celery beat): events not fanned out, and deliveries due whose message was lost,
+    whose worker died holding them, or whose retry time has come."""
+    fan_out()
+    now = timezone.now()
+    due = list(
+        WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    _send(due)
+    return len(due)

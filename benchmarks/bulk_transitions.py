@@ -79,6 +79,9 @@ def report(vendor: str, name: str, user, types, n: int, small: int) -> None:
     large_peak = traced_peak(variants["service"])
     check_all_moved(declared, n)
 
+    if name == "start_progress":
+        outbox_overhead(declared, user, types, n)
+
     speedup = seconds["naive"] / seconds["service"]
     behind_raw = seconds["service"] / seconds["raw SQL"]
     growth = large_peak / small_peak
@@ -90,6 +93,45 @@ def report(vendor: str, name: str, user, types, n: int, small: int) -> None:
     print(
         f"service peak memory: {small_peak:.1f} MiB for {small:,} jobs, {large_peak:.1f} MiB for "
         f"{n:,} ({growth:.2f}x for {n / small:.0f}x the jobs; flat: {verdict(growth < 1.5)})"
+    )
+
+
+def outbox_overhead(declared, user, types, n: int) -> None:
+    """The events' cost: the service with one webhook endpoint subscribed (events written, one
+    message per batch to the broker) against the service with the outbox switched off."""
+    from unittest import mock
+
+    from jobs import services
+    from jobs.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(url="https://receiver.example/hook")
+    timings = {}
+    for label, patches in (
+        (
+            "without events",
+            [
+                mock.patch.object(services, "_insert_events", return_value=None),
+                mock.patch.object(services, "announce", return_value=None),
+            ],
+        ),
+        ("1 endpoint subscribed", []),
+    ):
+        reset_jobs(declared, types, n)
+        for patch in patches:
+            patch.start()
+        try:
+            started = time.perf_counter()
+            run_service(declared, user)
+            timings[label] = time.perf_counter() - started
+        finally:
+            for patch in patches:
+                patch.stop()
+    endpoint.delete()
+    ratio = timings["1 endpoint subscribed"] / timings["without events"]
+    print(
+        f"events: {timings['1 endpoint subscribed']:.3f} s with 1 endpoint subscribed, "
+        f"{timings['without events']:.3f} s without events: {ratio:.2f}x "
+        f"(target <= 1.5x: {verdict(ratio <= 1.5)})"
     )
 
 

@@ -32,6 +32,14 @@ def throwaway_database() -> Iterator[str]:
     from django.db import connection
 
     settings.DEBUG = False  # no query log growing in memory
+    if not os.environ.get("REDIS_URL"):
+        # The folder broker of `make run`, in a folder of this run's own.
+        from config.celery import app
+
+        folder = Path(tempfile.mkdtemp()) / "broker"
+        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+            app.conf.broker_transport_options[key] = str(folder)
+        folder.mkdir()
     # Requests are logged as in production (the cost counts), but to nowhere: the figures are
     # the output.
     import logging

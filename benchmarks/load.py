@@ -8,6 +8,10 @@ concurrent clients) and runs `start_job_progress` over the same 100 jobs. It che
 non-zero unless: every job started exactly once, 100 log rows, every HTTP answer OK or
 JOB_STATE_CONFLICT, no 5xx. It prints requests per second and p50/p99 latency, then stops the
 server and drops the scratch database.
+
+With REDIS_URL set, one webhook endpoint (a receiver in this process) is subscribed and a Celery
+worker and beat run beside the server: every started job must reach the receiver (one unique
+webhook-id each) within 60 s of the run's end, and events = log rows = started jobs.
 """
 
 from __future__ import annotations
@@ -58,12 +62,21 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         # nothing static is served here; an empty folder keeps WhiteNoise from warning
         "STATIC_ROOT": tempfile.mkdtemp(prefix="jobs-load-static-"),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "1",  # the receiver is on this machine
+        "WEBHOOK_SWEEP_SECONDS": "2",
     }
+    redis_url = os.environ.get("REDIS_URL", "")
+    if redis_url:
+        # a Redis database of the run's own, emptied first
+        env["REDIS_URL"] = redis_url.rsplit("/", 1)[0] + "/8"
     recreate_database(base, name)
     server = None
+    receiver = webhooks = None
     try:
         manage("migrate", "--no-input", "-v", "0", env=env)
         numbers = seed(env)
+        if redis_url:
+            receiver, webhooks = start_webhooks(env)
         port = free_port()
         server = subprocess.Popen(
             [BIN / "gunicorn", "-c", "gunicorn.conf.py", "config.wsgi"],
@@ -77,6 +90,8 @@ def main() -> int:
         )
         wait_until_serving(port)
         failed = hammer(port, numbers, env)
+        if receiver is not None:
+            failed |= check_deliveries(receiver, env)
         if "--restart-database" in sys.argv:
             failed |= restart_under_load(port)
         return failed
@@ -84,6 +99,11 @@ def main() -> int:
         if server is not None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+        for process in webhooks or []:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        if receiver is not None:
+            receiver.__exit__()
         drop_database(base, name)
 
 
@@ -184,6 +204,67 @@ def hammer(port: int, numbers: list[str], env: dict[str, str]) -> int:
         "  every job started exactly once: "
         + ("yes" if not failures else "NO: " + "; ".join(failures))
     )
+    return 1 if failures else 0
+
+
+def start_webhooks(env: dict[str, str]):
+    """A receiver here, an endpoint for it, and a Celery worker and beat on the run's Redis."""
+    import redis
+
+    sys.path.insert(0, str(ROOT))
+    from tests.receiver import Receiver
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    receiver = Receiver(200).__enter__()
+    manage(
+        "shell",
+        "-c",
+        "from jobs.models import WebhookEndpoint; "
+        f"WebhookEndpoint.objects.create(url={receiver.url!r})",
+        env=env,
+    )
+    schedule = Path(tempfile.mkdtemp(prefix="jobs-load-beat-")) / "schedule"
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    processes = [
+        subprocess.Popen(
+            [*celery, "worker", "-q", "--pool", "threads", "--concurrency", "8", "-l", "WARNING"],
+            cwd=ROOT,
+            env=env,
+        ),
+        subprocess.Popen(
+            [*celery, "beat", "-l", "WARNING", "--schedule", str(schedule)], cwd=ROOT, env=env
+        ),
+    ]
+    return receiver, processes
+
+
+def check_deliveries(receiver, env: dict[str, str]) -> int:
+    """Every started job's event at the receiver within 60 s; events = log rows = started."""
+    ended = time.perf_counter()
+    while time.perf_counter() - ended < 60 and len(set(receiver.ids())) < JOBS:
+        time.sleep(0.2)
+    waited = time.perf_counter() - ended
+    unique = len(set(receiver.ids()))
+    script = """
+import json
+from jobs.models import Event, Job, JobTransitionLog
+print(json.dumps([Event.objects.filter(type="job.started").count(),
+                  JobTransitionLog.objects.count(),
+                  Job.objects.filter(life_cycle_state="IN_PROGRESS").count()]))
+"""
+    events, rows, started = json.loads(
+        manage("shell", "-c", script, env=env).strip().splitlines()[-1]
+    )
+    print("\nWebhooks: one endpoint subscribed, a Celery worker and beat on Redis")
+    print(f"  events / log rows / started   {events} / {rows} / {started}")
+    print(f"  unique webhook-ids received   {unique:5d}  ({len(receiver.ids())} requests)")
+    print(f"  all received within           {waited:5.1f} s of the run's end")
+    failures = []
+    if not events == rows == started == JOBS:
+        failures.append(f"events {events}, log rows {rows}, started {started}")
+    if unique != JOBS:
+        failures.append(f"{unique} of {JOBS} events reached the receiver in 60 s")
+    print("  every event delivered: " + ("yes" if not failures else "NO: " + "; ".join(failures)))
     return 1 if failures else 0
 
 

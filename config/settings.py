@@ -184,8 +184,6 @@ WEBHOOK_LEASE_SECONDS = float(
 # With DEBUG off, endpoints on loopback, private or link-local addresses are refused unless this.
 WEBHOOK_ALLOW_PRIVATE_URLS = env_flag("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 
-FORMS_URLFIELD_ASSUME_HTTPS = True
-
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

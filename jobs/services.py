@@ -58,8 +58,6 @@ TransitionRef = JobTransition | str
 
 # The job columns a transition reads; nothing else is loaded.
 _JOB_FIELDS = ("id", "number", "life_cycle_state", "status_id", "type_id", "expiration_date")
-# What a transition that writes loads besides: the status it leaves, as its event names it.
-_JOB_LOAD = (*_JOB_FIELDS, "status__name", "status__alternative_code")
 # The columns a transition may change, and the service writes when it does.
 _WRITABLE = tuple(
     f.attname
@@ -308,7 +306,7 @@ class _Request:
     def run_in_memory(self, job: Job, chosen: dict[str, Any], at: _Moment) -> tuple[tuple, tuple]:
         """Run the model's transition; return the log row and the event row it makes (values in
         column order; `at` already adapted for the database, see _persist)."""
-        from_state, from_status = job.life_cycle_state, job.status
+        from_state, from_status = job.life_cycle_state, _from_json(JobStatus, job._from_status)
         self.transition.run(job, by=self.user, at=at.when, **chosen)
         log_row = (
             job.pk,
@@ -355,10 +353,14 @@ def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
     # nullable side of an outer join (a single job joins its type's defaults).
     # SQLite ignores it and relies on BEGIN IMMEDIATE (see settings) and the compare-and-set in
     # _persist.
+    # The status a job leaves, for its event, comes as a subquery rather than a join: when the
+    # row was changed while we waited for its lock, PostgreSQL re-reads it, and a join on the old
+    # status would then drop the row (a job "not found" instead of a conflict).
+    leaving = JobStatus.objects.filter(pk=OuterRef("status_id")).values_list(_as_json(JobStatus))
     return (
         jobs.select_for_update(of=("self",))
-        .select_related("status")
-        .only(*_JOB_LOAD)
+        .only(*_JOB_FIELDS)
+        .annotate(_from_status=Subquery(leaving[:1], output_field=models.JSONField()))
         .order_by("pk")  # one lock order for everyone, so two bulk runs cannot deadlock
     )
 
@@ -537,7 +539,7 @@ def _transition_one(request: _Request, lookup: dict[str, Any]) -> Job:
         jobs = (
             _locked(Job.objects.filter(**lookup))
             .select_related(*(f"type__{name}" for name in request.type_relations()))
-            .only(*_JOB_LOAD, "type")
+            .only(*_JOB_FIELDS, "type")
         )
         for resolver in (request.status, *request.parameters):
             jobs = resolver.annotate(jobs)

@@ -110,3 +110,56 @@ def test_the_walkthrough_and_the_commands_print_what_the_readme_shows(fresh_demo
     assert len(results) >= 12
     for command, expected, printed in results:
         assert masked(printed) == masked(expected), command
+
+
+def test_the_receiver_example_verifies_signatures_and_drops_repeats(tmp_path):
+    import base64
+    import http.client
+    import json as json_module
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook
+
+    text = README.read_text()
+    section = text[text.index("## Events and webhooks") :]
+    code = section[
+        section.index("```python\n") + 10 : section.index("\n```", section.index("```python"))
+    ]
+    (tmp_path / "receiver.py").write_text(code)
+    secret = "whsec_" + base64.b64encode(b"r" * 32).decode()
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, str(tmp_path / "receiver.py")],
+        env={**os.environ, "WEBHOOK_SECRET": secret, "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    body = json_module.dumps(
+        {"type": "job.started", "timestamp": "t", "data": {"job": {"number": "JB00001"}}}
+    )
+
+    def post(signed_with: str) -> int:
+        now = datetime.now(UTC)
+        headers = {
+            "webhook-id": "evt_1",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(signed_with).sign("evt_1", now, body),
+            "content-type": "application/json",
+        }
+        for _ in range(50):
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("POST", "/", body=body, headers=headers)
+                return connection.getresponse().status
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        raise AssertionError("the receiver did not start")
+
+    try:
+        assert post(secret) == 204
+        assert post("whsec_" + base64.b64encode(b"w" * 32).decode()) == 400
+        assert post(secret) == 204  # the same webhook-id again: answered, not handled twice
+    finally:
+        receiver.terminate()
+        printed, _ = receiver.communicate(timeout=10)
+    assert printed.splitlines() == ["job.started JB00001"]

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Receiver:
     """`script` items answer the POSTs in turn (the last one repeats): an HTTP status, or
-    ("hang", seconds), "close" (hang up without answering), "big" (a 5 MB answer), "redirect"."""
+    ("hang", seconds), "close" (hang up without answering), "garbage" (bytes that are not HTTP),
+    "big" (a 5 MB answer), "redirect"."""
 
     def __init__(self, *script) -> None:
         self.script = deque(script or [200])
@@ -37,6 +38,10 @@ class Receiver:
                 if isinstance(step, tuple) and step[0] == "hang":
                     time.sleep(step[1])
                     step = 200
+                if step == "garbage":  # not HTTP at all
+                    self.wfile.write(b"\x00\xffnot an http answer\r\n\r\n")
+                    self.close_connection = True
+                    return
                 if step == "close":
                     self.close_connection = True
                     self.connection.close()

@@ -97,7 +97,9 @@ def test_a_2xx_succeeds_and_the_signature_verifies_with_the_standard_library(dis
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("succeeded", 1, 204)
 
 
-@pytest.mark.parametrize("answer", [500, 404, 301, "redirect", "close", "big", ("hang", 3)])
+@pytest.mark.parametrize(
+    "answer", [500, 404, 301, "redirect", "close", "garbage", "big", ("hang", 3)]
+)
 def test_anything_but_a_2xx_in_time_is_recorded_and_tried_again_later(dispatcher, answer):
     with Receiver(answer) as receiver:
         delivery = delivery_to(receiver.url, dispatcher)

@@ -227,7 +227,17 @@ def start_webhooks(env: dict[str, str]):
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     processes = [
         subprocess.Popen(
-            [*celery, "worker", "-q", "--pool", "threads", "--concurrency", "8", "-l", "WARNING"],
+            [
+                *celery,
+                "--quiet",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "8",
+                "-l",
+                "WARNING",
+            ],
             cwd=ROOT,
             env=env,
         ),

@@ -223,8 +223,21 @@ class AssignmentAdmin(admin.ModelAdmin):
     raw_id_fields = ["job"]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record of what happened: readable, never added to, changed or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(JobTransitionLog)
-class JobTransitionLogAdmin(admin.ModelAdmin):
+class JobTransitionLogAdmin(ReadOnlyAdmin):
     """The record of what happened: readable, never editable."""
 
     list_display = [
@@ -241,18 +254,9 @@ class JobTransitionLogAdmin(admin.ModelAdmin):
     list_select_related = ["job", "to_status", "user"]
     search_fields = ["job__number"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     """The outbox, as other systems read it (GET events): readable, never editable."""
 
     list_display = ["public_id", "type", "timestamp", "job_number"]
@@ -263,15 +267,6 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="job")
     def job_number(self, event: Event) -> str:
         return event.data.get("job", {}).get("number", "")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class WebhookEndpointForm(forms.ModelForm):

@@ -98,9 +98,11 @@ def ensure_can_start(user: Any) -> None:
     ensure_permitted(user, START_PROGRESS)
 
 
-def _as_json(model: type[models.Model]) -> JSONObject:
-    """A catalog row as one JSON column, so a subquery can bring it along with the job."""
-    return JSONObject(**{f.attname: f.attname for f in model._meta.concrete_fields})
+def _as_json(model: type[models.Model], *fields: str) -> JSONObject:
+    """A catalog row (or some of its fields) as one JSON column, so a subquery can bring it
+    along with the job."""
+    names = fields or [f.attname for f in model._meta.concrete_fields]
+    return JSONObject(**{name: name for name in names})
 
 
 def _from_json(model: type[models.Model], values: dict[str, Any] | None) -> Any:
@@ -306,14 +308,15 @@ class _Request:
     def run_in_memory(self, job: Job, chosen: dict[str, Any], at: _Moment) -> tuple[tuple, tuple]:
         """Run the model's transition; return the log row and the event row it makes (values in
         column order; `at` already adapted for the database, see _persist)."""
-        from_state, from_status = job.life_cycle_state, _from_json(JobStatus, job._from_status)
+        # The status it leaves, as its event names it: {"id", "name", "alternative_code"}.
+        from_state, from_status = job.life_cycle_state, job._from_status
         self.transition.run(job, by=self.user, at=at.when, **chosen)
         log_row = (
             job.pk,
             self.transition.name,
             from_state,
             job.life_cycle_state,
-            from_status.pk,
+            from_status["id"],
             job.status_id,
             self.user.pk,
             self.channel,
@@ -328,7 +331,7 @@ class _Request:
             },
             "from_state": from_state,
             "to_state": job.life_cycle_state,
-            "from_status": _reference(from_status),
+            "from_status": from_status,
             "to_status": _reference(job.status),
             "user": {"id": self.user.pk, "username": self.user.get_username()},
             "channel": self.channel,
@@ -356,7 +359,9 @@ def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
     # The status a job leaves, for its event, comes as a subquery rather than a join: when the
     # row was changed while we waited for its lock, PostgreSQL re-reads it, and a join on the old
     # status would then drop the row (a job "not found" instead of a conflict).
-    leaving = JobStatus.objects.filter(pk=OuterRef("status_id")).values_list(_as_json(JobStatus))
+    leaving = JobStatus.objects.filter(pk=OuterRef("status_id")).values_list(
+        _as_json(JobStatus, "id", "name", "alternative_code")
+    )
     return (
         jobs.select_for_update(of=("self",))
         .only(*_JOB_FIELDS)

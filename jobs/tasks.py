@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from jobs import webhooks
 from jobs.models import DeliveryState, Event, WebhookDelivery, WebhookEndpoint
+from jobs.observability import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 FAN_OUT_BATCH = 1000
@@ -81,6 +82,15 @@ def deliver(delivery_id: int) -> str | None:
 def sweep() -> int:
     """Periodic (Celery beat): events not fanned out, and deliveries due whose message was lost,
     whose worker died holding them, or whose retry time has come."""
+    try:
+        return _sweep()
+    except DATABASE_UNAVAILABLE as error:
+        # The next sweep will find everything this one could not: a warning, not a traceback.
+        logger.warning("sweep skipped: database unavailable", extra={"error": type(error).__name__})
+        return 0
+
+
+def _sweep() -> int:
     fan_out()
     now = timezone.now()
     due = list(

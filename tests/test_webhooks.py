@@ -284,3 +284,14 @@ def test_send_a_test_event_and_resend_from_the_admin(
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.PENDING
     assert sent == [delivery.pk, delivery.pk]
+
+
+def test_a_sweep_that_finds_the_database_gone_warns_and_waits_for_the_next(monkeypatch, caplog):
+    from django.db import OperationalError
+
+    def gone():
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(tasks, "fan_out", gone)
+    assert tasks.sweep() == 0
+    assert any("database unavailable" in r.getMessage() for r in caplog.records)

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 
 from jobs.exceptions import JobsError
 from jobs.models import Channel, Job, JobStatus
-from jobs.selectors import statuses_allowed_for_every_type
+from jobs.selectors import statuses_allowed_for_every_type, statuses_of_type
 from jobs.services import Outcome, job_bulk_transition, job_transition
 from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
 
@@ -286,7 +286,7 @@ class TransitionAdminMixin:
         statuses its type allows in the target state."""
         if not str(object_id).isdigit():
             return []
-        job = Job.objects.filter(pk=object_id).only("life_cycle_state", "type_id").first()
+        job = Job.objects.filter(pk=object_id).select_related("type").first()
         if job is None:
             return []
         runnable = [
@@ -296,7 +296,7 @@ class TransitionAdminMixin:
         ]
         if not runnable:
             return []
-        allowed = list(JobStatus.objects.filter(allowed_for_types=job.type_id).order_by("name"))
+        allowed = [entry.status for entry in statuses_of_type(job.type)]
         opts = self.model._meta
         return [
             {

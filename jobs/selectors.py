@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Model, Q, QuerySet
@@ -15,6 +16,7 @@ from jobs.exceptions import (
 )
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
 from jobs.models import Job, JobCancellationReason, JobStatus, JobType
+from jobs.transitions import TRANSITIONS
 
 NOT_FOUND: dict[type[Model], type[JobsError]] = {
     JobStatus: StatusNotFound,
@@ -68,3 +70,31 @@ def statuses_allowed_for_every_type(jobs: QuerySet[Job], state: str) -> list[Job
         .filter(types_allowing=len(type_ids))
         .order_by("name")
     )
+
+
+# Which type field holds the default status for entering each state.
+DEFAULT_STATUS_FIELD = {t.target: t.default_status_field for t in TRANSITIONS.values()}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeStatus:
+    """A status a job type allows: `id` is the pairing's, `default` whether the type enters it by
+    default when a job enters its state."""
+
+    id: int
+    status: JobStatus
+    default: bool
+
+
+def statuses_of_type(job_type: JobType, state: str | None = None) -> list[TypeStatus]:
+    """The statuses `job_type` allows (in `state`, if given), by name: one query."""
+    entries = JobType.allowed_statuses.through.objects.filter(jobtype=job_type)
+    if state is not None:
+        entries = entries.filter(jobstatus__life_cycle_state=state)
+    found = []
+    for entry in entries.select_related("jobstatus").order_by("jobstatus__name"):
+        status = entry.jobstatus
+        field = DEFAULT_STATUS_FIELD.get(status.life_cycle_state)
+        default = field is not None and getattr(job_type, f"{field}_id") == status.pk
+        found.append(TypeStatus(entry.pk, status, default))
+    return found

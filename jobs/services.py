@@ -94,10 +94,6 @@ def ensure_permitted(user: Any, transition: TransitionRef) -> None:
         )
 
 
-def ensure_can_start(user: Any) -> None:
-    ensure_permitted(user, START_PROGRESS)
-
-
 def _as_json(model: type[models.Model], *fields: str) -> JSONObject:
     """A catalog row (or some of its fields) as one JSON column, so a subquery can bring it
     along with the job."""
@@ -754,7 +750,6 @@ __all__ = [
     "ParameterResolver",
     "StatusResolver",
     "bulk_start_progress",
-    "ensure_can_start",
     "ensure_permitted",
     "job_bulk_transition",
     "job_transition",

@@ -48,8 +48,8 @@ from jobs.exceptions import (
     PermissionDenied,
 )
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, MAX_ID
-from jobs.models import Channel, Job, JobType, LifeCycleState
-from jobs.selectors import job_type_by_identifier
+from jobs.models import Channel, Job, LifeCycleState
+from jobs.selectors import job_type_by_identifier, statuses_of_type
 from jobs.services import ensure_permitted, job_transition
 from jobs.transitions import TRANSITIONS, JobTransition
 
@@ -59,8 +59,6 @@ TRANSITION_ACTIONS = {
     **{f"{name}_by_identifier": declared for name, declared in TRANSITIONS.items()},
 }
 TYPES = "|".join(re.escape(name) for name in EVENT_TYPES)
-# Which type field holds the default status for entering each state.
-DEFAULT_STATUS_FIELD = {t.target: t.default_status_field for t in TRANSITIONS.values()}
 
 
 class JobPermission(BasePermission):
@@ -207,24 +205,14 @@ class JobViewSet(viewsets.GenericViewSet):
                 "job_type_identifier is missing.", "Send job_type_identifier=alternative_code=…."
             )
         job_type = job_type_by_identifier(parse_query_identifier(params["job_type_identifier"]))
-        entries = JobType.allowed_statuses.through.objects.filter(jobtype=job_type)
-        if "life_cycle_state" in params:
-            state = params["life_cycle_state"]
-            if state not in LifeCycleState.values:
-                raise InvalidParameter(
-                    f"life_cycle_state must be one of {', '.join(LifeCycleState.values)}.",
-                    "Correct the parameter and retry.",
-                )
-            entries = entries.filter(jobstatus__life_cycle_state=state)
-        data = [
-            {
-                "id": entry.pk,
-                "default": is_default(job_type, entry.jobstatus),
-                "status": entry.jobstatus,
-            }
-            for entry in entries.select_related("jobstatus").order_by("jobstatus__name")
-        ]
-        return Response(envelope(TypeStatusSerializer(data, many=True).data))
+        state = params.get("life_cycle_state")
+        if state is not None and state not in LifeCycleState.values:
+            raise InvalidParameter(
+                f"life_cycle_state must be one of {', '.join(LifeCycleState.values)}.",
+                "Correct the parameter and retry.",
+            )
+        entries = statuses_of_type(job_type, state)
+        return Response(envelope(TypeStatusSerializer(entries, many=True).data))
 
     def _transition(
         self, declared: JobTransition, job_identifier: dict[str, Any], body: dict[str, Any]
@@ -238,12 +226,6 @@ class JobViewSet(viewsets.GenericViewSet):
             **{p.name: body.get(p.api_name) for p in declared.parameters},
         )
         return self._render(job.pk, body.get("fields_set"))
-
-
-def is_default(job_type: JobType, status: Any) -> bool:
-    """Whether the type enters `status` by default when a job enters the status's state."""
-    field = DEFAULT_STATUS_FIELD.get(status.life_cycle_state)
-    return field is not None and getattr(job_type, f"{field}_id") == status.pk
 
 
 def parse_query_identifier(raw: str) -> dict[str, str]:

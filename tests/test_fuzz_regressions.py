@@ -139,3 +139,15 @@ def test_an_invalid_fields_alias_is_refused_even_beside_a_valid_fields_set(as_di
 @pytest.mark.parametrize("name", ["life_cycle_state", "type", "number"])
 def test_an_empty_filter_is_invalid_parameter_not_ignored(as_dispatcher, name):
     assert code_of(as_dispatcher.get(ROOT + "jobs", {name: ""})) == (400, "INVALID_PARAMETER")
+
+
+def test_an_organisation_with_nul_is_refused_and_the_schema_says_so(api):
+    response = api.post(
+        ROOT + "authentication/token",
+        {"username": "someone", "password": "pw", "organisation": "\x00acme"},
+        format="json",
+    )
+    assert code_of(response) == (400, "INVALID_PARAMETER")
+    login = schema()["components"]["schemas"]["LoginInputRequest"]
+    organisation = login["properties"]["organisation"]
+    assert {"type": "string", "pattern": "^[^\\u0000]*$"} in organisation["oneOf"]

@@ -29,6 +29,12 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "pattern": "^[^\\u0000]*$"})
+class OptionalText(serializers.CharField):
+    """Text that may be empty, documented with the NUL character Django refuses in it (the
+    fuzzer found an organisation with NUL called malformed while the schema allowed it)."""
+
+
 class StatusSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=["OK", *ERROR_CODES])
     message = serializers.CharField(help_text="one line; empty when OK")

@@ -28,7 +28,14 @@ from jobs.api.authentication import LoginThrottle
 from jobs.api.envelope import envelope
 from jobs.api.filters import JobFilter
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import NON_EMPTY_TEXT, StatusSerializer, TextField, enveloped, errors
+from jobs.api.schema import (
+    NON_EMPTY_TEXT,
+    OptionalText,
+    StatusSerializer,
+    TextField,
+    enveloped,
+    errors,
+)
 from jobs.api.serializers import (
     EventSerializer,
     JobSerializer,
@@ -294,9 +301,7 @@ class LoginInput(serializers.Serializer):
     # Credentials are taken as typed (TextField): a password may begin or end with a space.
     username = TextField()
     password = TextField(style={"input_type": "password"})
-    organisation = serializers.CharField(
-        required=False, allow_blank=True, help_text="accepted and ignored"
-    )
+    organisation = OptionalText(required=False, allow_blank=True, help_text="accepted and ignored")
 
 
 class TokenView(APIView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -44,7 +45,12 @@ class CrmTokenScheme(OpenApiAuthenticationExtension):
 
 
 class LoginThrottle(SimpleRateThrottle):
-    """Login attempts per username and client address (rate: DEFAULT_THROTTLE_RATES['login'])."""
+    """Login attempts per username and client address (rate: DEFAULT_THROTTLE_RATES['login']).
+
+    Counted in fixed windows with the cache's atomic increment, not DRF's read-modify-write
+    history: concurrent attempts (several gunicorn workers sharing Redis) could otherwise each read
+    the same history and all get through, which is exactly what a password guesser would do.
+    """
 
     scope = "login"
 
@@ -55,3 +61,21 @@ class LoginThrottle(SimpleRateThrottle):
         # Hashed: a username is arbitrary text, a cache key should not be.
         who = hashlib.sha256(f"{self.get_ident(request)}:{username}".encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": who}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        now = time.time()
+        window = int(now // self.duration)
+        key = f"{self.get_cache_key(request, view)}:{window}"
+        self.wait_seconds = self.duration - (now - window * self.duration)
+        self.cache.add(key, 0, timeout=self.duration + 1)
+        try:
+            attempts = self.cache.incr(key)
+        except ValueError:  # the window's key expired between add and incr: a new window
+            self.cache.set(key, 1, timeout=self.duration + 1)
+            attempts = 1
+        return attempts <= self.num_requests
+
+    def wait(self) -> float:
+        return max(1.0, self.wait_seconds)

@@ -119,6 +119,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_flag(
+    "DATABASE_PREPARED_STATEMENTS", default=True
+):
+    # Parameters bound by the server, and statements prepared on their second use: PostgreSQL
+    # plans each distinct query once per connection rather than on every request (planning the
+    # joins of a transition's lock query took longer than running it). Turn off behind a pooler
+    # that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=1
+    )
 
 # Prometheus counts queries and their errors by wrapping the database backend.
 METRICS_ENABLED = env_flag("METRICS_ENABLED", default=False)
@@ -185,6 +195,9 @@ WEBHOOK_LEASE_SECONDS = float(
 WEBHOOK_ALLOW_PRIVATE_URLS = env_flag("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Django's model permissions, a user's own and their groups' read in one query (jobs.backends).
+AUTHENTICATION_BACKENDS = ["jobs.backends.PermissionsInOneQueryBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

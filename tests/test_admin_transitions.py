@@ -119,9 +119,7 @@ def test_the_confirmation_page_stays_small_for_a_large_selection(dispatcher):
 
 
 @every_transition
-def test_a_run_takes_three_queries_per_batch_whatever_the_transition(
-    dispatcher, settings, declared
-):
+def test_a_run_takes_four_queries_per_batch_whatever_the_transition(dispatcher, settings, declared):
     settings.JOBS_BULK_BATCH_SIZE = 250
     job_type = JobTypeFactory()
     client = logged_in(dispatcher)

@@ -64,3 +64,20 @@ def test_the_body_token_works_on_the_rest_action_too(api, dispatcher):
     token = login(api).json()["data"]["token"]
     response = api.post(f"{JOBS}/{job.pk}/start_progress", {"token": token}, format="json")
     assert code_of(response) == (200, "OK")
+
+
+def test_a_token_whose_user_is_gone_says_so_and_a_released_one_says_it_was_released(api):
+    kept, gone = UserFactory(permissions=["view_job"]), UserFactory(permissions=["view_job"])
+    released = SlidingToken.for_user(kept)
+    released.blacklist()
+    orphan = str(SlidingToken.for_user(gone))
+    gone.delete()
+
+    for token, message in (
+        (orphan, "The token's user is inactive or no longer exists."),
+        (str(released), "The token is invalid, expired or released."),
+    ):
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        response = api.get(JOBS)
+        assert code_of(response) == (401, "AUTHENTICATION_FAILED")
+        assert response.json()["status"]["message"] == message

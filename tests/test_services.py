@@ -95,7 +95,7 @@ def test_it_leaves_the_expiration_alone_for_other_types(dispatcher):
 
 
 @pytest.mark.parametrize("named_status", [True, False])
-def test_one_start_takes_at_most_six_queries(dispatcher, named_status):
+def test_one_start_takes_five_queries(dispatcher, named_status):
     job = JobFactory(type=JobTypeFactory(expires_on_start=True))
     AssignmentFactory(job=job)
     code = status_of(job.type, LifeCycleState.IN_PROGRESS).alternative_code
@@ -112,7 +112,8 @@ def test_one_start_takes_at_most_six_queries(dispatcher, named_status):
         assert started.status.alternative_code == code
         assert started.expiration_date is not None
 
-    assert len(queries) <= 6, queries.sql
+    # permissions 1, lock 1 (with the status asked for), update 1, log 1, event 1
+    assert len(queries) == 5, queries.sql
 
 
 # --- refusals: a domain error, and nothing changed ------------------------------------------
@@ -364,8 +365,8 @@ def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total)
 
     assert summary.started == total
     batches = total // 10
-    # per run: permission 2, status 2, the job types 1; per batch: lock, update, log, events
-    assert len(queries) == 5 + 4 * batches, queries.sql
+    # per run: permissions 1, status 2, the job types 1; per batch: lock, update, log, events
+    assert len(queries) == 4 + 4 * batches, queries.sql
 
 
 def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(dispatcher):

@@ -204,7 +204,7 @@ def test_a_job_changed_by_another_writer_after_the_read_is_a_conflict(
 
 
 @every_transition
-def test_one_transition_takes_at_most_six_queries(dispatcher, declared):
+def test_one_transition_takes_five_queries(dispatcher, declared):
     job = job_for(declared)
     code = status_of(job.type, declared.target).alternative_code
     extra = {
@@ -225,13 +225,13 @@ def test_one_transition_takes_at_most_six_queries(dispatcher, declared):
             assert getattr(moved, name).alternative_code == extra[name]["alternative_code"]
 
     assert moved.life_cycle_state == declared.target
-    # permission 2, lock 1 (which reads the status and reason asked for), update 1, log 1, event 1
-    assert len(queries) == 6, queries.sql
+    # permissions 1, lock 1 (which reads the status and reason asked for), update 1, log 1, event 1
+    assert len(queries) == 5, queries.sql
 
 
 @every_transition
 @pytest.mark.parametrize("total", [10, 40])
-def test_a_bulk_run_takes_three_queries_per_batch(dispatcher, declared, total):
+def test_a_bulk_run_takes_four_queries_per_batch(dispatcher, declared, total):
     types = JobTypeFactory.create_batch(3)
     jobs = [job_for(declared, type=types[i % 3]) for i in range(total)]
     extra = {p.name: JobCancellationReasonFactory() for p in declared.parameters}
@@ -248,8 +248,8 @@ def test_a_bulk_run_takes_three_queries_per_batch(dispatcher, declared, total):
         )
 
     assert summary.done == total
-    # per run: permission 2, the job types 1; per batch: lock, update, log, events
-    assert len(queries) == 3 + 4 * (total // 10), queries.sql
+    # per run: permissions 1, the job types 1; per batch: lock, update, log, events
+    assert len(queries) == 2 + 4 * (total // 10), queries.sql
 
 
 @every_transition

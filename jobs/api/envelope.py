@@ -199,10 +199,9 @@ def _auth_header(exc: drf.APIException) -> dict[str, str] | None:
 
 def _auth_message(exc: drf.AuthenticationFailed) -> str:
     # simplejwt's details are nested and name its internals; say it plainly.
-    code = exc.get_codes()
-    if code in ("user_inactive", "user_not_found") or (
-        isinstance(code, dict) and code.get("code") == "user_inactive"
-    ):
+    # simplejwt puts its own code in the detail: {"detail": …, "code": "user_not_found"}.
+    code = str(exc.detail.get("code")) if isinstance(exc.detail, dict) else exc.get_codes()
+    if code in ("user_inactive", "user_not_found"):
         return "The token's user is inactive or no longer exists."
     if isinstance(exc.detail, dict) and "messages" in exc.detail:
         return "The token is invalid, expired or released."

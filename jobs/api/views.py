@@ -41,6 +41,7 @@ from jobs.api.serializers import (
     JobSerializer,
     TypeStatusSerializer,
     fields_set_schema,
+    load_plan,
     parse_fields_set,
     shaped,
     transition_input,
@@ -224,15 +225,20 @@ class JobViewSet(viewsets.GenericViewSet):
     def _transition(
         self, declared: JobTransition, job_identifier: dict[str, Any], body: dict[str, Any]
     ) -> Response:
-        job = job_transition(
+        serializer = JobSerializer(selection=body.get("fields_set"))
+        columns, _ = load_plan(serializer)
+        # The answer is the row the service locked and changed, loaded with what the selection
+        # renders: no second read.
+        serializer.instance = job_transition(
             transition=declared,
             job=job_identifier,
             status=body.get("status_identifier"),
             user=self.request.user,
             channel=Channel.API,
+            load=columns,
             **{p.name: body.get(p.api_name) for p in declared.parameters},
         )
-        return self._render(job.pk, body.get("fields_set"))
+        return Response(envelope(serializer.data))
 
 
 def parse_query_identifier(raw: str) -> dict[str, str]:

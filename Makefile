@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve worker demo demo-reset test lint format bench load graph clean
+.PHONY: install run serve worker demo demo-reset test lint format bench bench-large load graph clean
 
 install: $(STAMP)
 
@@ -58,6 +58,10 @@ bench: install
 	env -u DATABASE_URL $(PY) benchmarks/bulk_transitions.py
 	env -u DATABASE_URL $(PY) benchmarks/api.py
 	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_transitions.py && $(PY) benchmarks/api.py; fi
+
+# The bulk start at 100,000 jobs against raw SQL on DATABASE_URL's PostgreSQL (a few minutes).
+bench-large: install
+	$(PY) benchmarks/bulk_transitions.py --jobs 100000 --small 10000 --transitions start_progress --without-naive
 
 # A real server under load: gunicorn on PostgreSQL, the API and the command racing (needs
 # DATABASE_URL=postgres://…; it works in a scratch database it creates and drops).

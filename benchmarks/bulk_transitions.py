@@ -10,8 +10,9 @@ from the same starting data, in one run:
   (a) service  jobs.services.job_bulk_transition over a queryset, default batch size
   (b) naive    per job: load, transition, save, log row, event row, each in its own transaction
   (c) raw SQL  one INSERT … SELECT for the log rows, one for the events and one UPDATE, by hand
-Targets: (a) at least 10x faster than (b), and within 30x of (c); (a)'s peak memory does not grow
-with N. Timings run without tracemalloc; peak memory is measured in a second, traced run.
+Targets: (a) at least 10x faster than (b), and within 30x of (c) (3x on PostgreSQL at 100,000
+jobs: `--jobs 100000 --without-naive`); (a)'s peak memory does not grow with N. Timings run
+without tracemalloc; peak memory is measured in a second, traced run.
 It never touches the development database: SQLite runs in a temporary file, PostgreSQL in a
 test database created and dropped here.
 """
@@ -45,14 +46,17 @@ def main() -> None:
     parser.add_argument(
         "--transitions", default="start_progress,complete,cancel", help="comma-separated"
     )
+    parser.add_argument(
+        "--without-naive", action="store_true", help="skip the naive loop (slow at 100,000 jobs)"
+    )
     args = parser.parse_args()
     with throwaway_database() as vendor:
         user, types = make_dispatcher(), make_types()
         for name in args.transitions.split(","):
-            report(vendor, name, user, types, args.jobs, args.small)
+            report(vendor, name, user, types, args.jobs, args.small, naive=not args.without_naive)
 
 
-def report(vendor: str, name: str, user, types, n: int, small: int) -> None:
+def report(vendor: str, name: str, user, types, n: int, small: int, naive: bool = True) -> None:
     from jobs.transitions import TRANSITIONS
 
     declared = TRANSITIONS[name]
@@ -61,6 +65,8 @@ def report(vendor: str, name: str, user, types, n: int, small: int) -> None:
         "naive": lambda: run_naive(declared, user),
         "raw SQL": lambda: run_raw_sql(declared, user),
     }
+    if not naive:
+        del variants["naive"]
 
     print(f"\nBulk {name} of {n:,} {declared.sources[0]} jobs on {vendor}")
     print(f"{'variant':<10}{'seconds':>10}{'jobs/s':>12}")
@@ -82,13 +88,15 @@ def report(vendor: str, name: str, user, types, n: int, small: int) -> None:
     if name == "start_progress":
         outbox_overhead(declared, user, types, n)
 
-    speedup = seconds["naive"] / seconds["service"]
     behind_raw = seconds["service"] / seconds["raw SQL"]
     growth = large_peak / small_peak
-    print(f"service vs naive: {speedup:.1f}x faster  (target >= 10x: {verdict(speedup >= 10)})")
+    if naive:
+        speedup = seconds["naive"] / seconds["service"]
+        print(f"service vs naive: {speedup:.1f}x faster  (target >= 10x: {verdict(speedup >= 10)})")
+    target = 3 if vendor == "postgresql" and n >= 100_000 else 30
     print(
         f"service vs raw SQL: {behind_raw:.1f}x slower  "
-        f"(target <= 30x: {verdict(behind_raw <= 30)})"
+        f"(target <= {target}x: {verdict(behind_raw <= target)})"
     )
     print(
         f"service peak memory: {small_peak:.1f} MiB for {small:,} jobs, {large_peak:.1f} MiB for "

@@ -78,6 +78,12 @@ class JobTransition:
         (permission,) = {t.permission for t in self._meta.transitions.values()}
         return permission
 
+    @cached_property
+    def assigns(self) -> frozenset[str]:
+        """The job's relations the transition assigns from its arguments (the status and the user,
+        see Job._enter, and each extra parameter): the moved job needs none of them read."""
+        return frozenset({"status", "updated_by_user", *(p.name for p in self.parameters)})
+
     def allows(self, job: Job) -> bool:
         """Whether the job's current state lets this transition run (django-fsm decides)."""
         return can_proceed(getattr(job, self.name))

@@ -452,3 +452,20 @@ def test_each_bulk_batch_logs_one_line_with_its_outcomes(dispatcher, caplog):
     batches = [r for r in caplog.records if r.getMessage() == "transition batch"]
     assert [(r.jobs, r.outcomes) for r in batches] == [(2, {"started": 2}), (1, {"started": 1})]
     assert {(r.transition, r.channel) for r in batches} == {("start_progress", "admin")}
+
+
+@pytest.mark.parametrize(("flag", "prepared"), [(None, False), ("0", False), ("1", True)])
+def test_prepared_statements_on_postgresql_are_opt_in(flag, prepared):
+    env = {**os.environ, "DATABASE_URL": "postgres://u@db.internal:5432/jobs"}
+    env.pop("DATABASE_PREPARED_STATEMENTS", None)
+    if flag is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = flag
+    options = subprocess.run(
+        [sys.executable, "-c", "from config import settings; print(settings.DATABASES)"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ("'server_side_binding': True" in options) is prepared

@@ -8,6 +8,7 @@ and which relations to join, so the database only sends what the client asked fo
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from typing import Any
@@ -40,18 +41,25 @@ class ComputedField(serializers.ReadOnlyField):
 
 
 class SparseSerializer(serializers.Serializer):
+    _selection: Selection | None = None
+
     def __init__(self, *args: Any, selection: Selection | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if selection is not None:
             self.prune(selection)
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
+        # Only the fields selected are built: DRF deep-copies every declared field otherwise.
+        declared = self._declared_fields
+        if self._selection is not None:
+            declared = {name: f for name, f in declared.items() if name in self._selection}
+        fields = copy.deepcopy(declared)
         for field in fields.values():
             field.required = False  # fields_set may leave any field out of an answer
         return fields
 
     def prune(self, selection: Selection) -> None:
+        self._selection = selection  # read by get_fields, if the fields are not built yet
         for name in list(self.fields):
             if name not in selection:
                 del self.fields[name]

@@ -75,7 +75,9 @@ def main() -> None:
 
         sys.modules[__name__].urlpatterns = urlpatterns_with_plain_view()
         settings.ROOT_URLCONF = __name__
-        start_progress_figures(vendor, args.requests, args.rounds)
+        user, types = make_dispatcher(), make_types()
+        start_progress_figures(vendor, user, types, args.requests, args.rounds)
+        step_figures(vendor, user, types, args.requests // 2)
         list_figures(vendor)
 
 
@@ -158,7 +160,7 @@ def raw_transaction(vendor: str, user_id: int):
     return start, raw
 
 
-def start_progress_figures(vendor: str, requests: int, rounds: int) -> None:
+def start_progress_figures(vendor: str, user, types, requests: int, rounds: int) -> None:
     """Each way of starting a job, interleaved in rounds on the same database: the DRF action and
     the plain view, with the full answer and with fields_set=id,life_cycle_state, and the raw
     transaction; each as a ratio to the raw one."""
@@ -167,8 +169,6 @@ def start_progress_figures(vendor: str, requests: int, rounds: int) -> None:
 
     from jobs.models import Job
 
-    user = make_dispatcher()
-    types = make_types()
     client = Client(HTTP_AUTHORIZATION=f"Bearer {SlidingToken.for_user(user)}")
     raw_start, raw = raw_transaction(vendor, user.pk)
     variants = {
@@ -216,6 +216,68 @@ def start_progress_figures(vendor: str, requests: int, rounds: int) -> None:
     plain = seconds["plain view, full answer"] / seconds["DRF action, full answer"]
     plain_ok = "met" if plain >= 0.7 else "MISSED"
     print(f"  DRF / plain view: {plain:.2f}x the requests per second (target >= 0.7x: {plain_ok})")
+
+
+def step_figures(vendor: str, user, types, requests: int) -> None:
+    """Where a DRF start request's time goes: authentication (token and user), the permission
+    check, the service (lock, write, log, event, commit, broker message) and rendering the answer;
+    the rest is Django, DRF and the middleware."""
+    import functools
+    from collections import Counter
+
+    from django.test import Client
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+    from rest_framework_simplejwt.tokens import SlidingToken
+
+    from jobs.api import views
+    from jobs.models import Job
+
+    spent: Counter[str] = Counter()
+
+    def timing(owner, name: str, step: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[step] += time.perf_counter() - began
+
+        setattr(owner, name, timed)
+
+    timing(Request, "_authenticate", "authentication")
+    timing(APIView, "check_permissions", "permission")
+    timing(views, "job_transition", "service")
+    timing(views.JobViewSet, "_transition", "service and render")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {SlidingToken.for_user(user)}")
+    make_pending_jobs(types, 2 * requests, prefix="ST")
+    pending = Job.objects.filter(life_cycle_state="PENDING").order_by("pk")
+    numbers = iter(pending.values_list("number", flat=True))
+    print(f"\nWhere a DRF start request's time goes on {vendor}, ms ({requests:,} requests each)")
+    print(
+        f"  {'answer':<20}{'total':>7}{'auth':>7}{'perm':>7}{'service':>9}{'render':>8}{'rest':>7}"
+    )
+    for label, fields_set in (("full", FULL), (SPARSE, SPARSE)):
+        spent.clear()
+        began = time.perf_counter()
+        for _ in range(requests):
+            body = {"job_identifier": {"number": next(numbers)}}
+            if fields_set:
+                body["fields_set"] = fields_set
+            response = client.post(START, body, content_type="application/json")
+            if response.status_code != 200:
+                raise SystemExit(f"{START}: {response.status_code} {response.content[:200]}")
+        total = (time.perf_counter() - began) / requests * 1000
+        each = {step: seconds / requests * 1000 for step, seconds in spent.items()}
+        render = each["service and render"] - each["service"]
+        rest = total - each["authentication"] - each["permission"] - each["service and render"]
+        print(
+            f"  {label:<20}{total:>7.2f}{each['authentication']:>7.2f}{each['permission']:>7.2f}"
+            f"{each['service']:>9.2f}{render:>8.2f}{rest:>7.2f}"
+        )
 
 
 def list_figures(vendor: str) -> None:

@@ -37,7 +37,7 @@ def throwaway_database() -> Iterator[str]:
         from config.celery import app
 
         folder = Path(tempfile.mkdtemp()) / "broker"
-        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             app.conf.broker_transport_options[key] = str(folder)
         folder.mkdir()
     # Requests are logged as in production (the cost counts), but to nowhere: the figures are

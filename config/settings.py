@@ -165,6 +165,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_FOLDER / "messages"),
         "data_folder_out": str(BROKER_FOLDER / "messages"),
         "processed_folder": str(BROKER_FOLDER / "processed"),
+        "control_folder": str(BROKER_FOLDER / "control"),  # not ./control in the working folder
         "store_processed": False,
     }
     CELERY_BEAT_SCHEDULE_FILENAME = str(BROKER_FOLDER / "celerybeat-schedule")

@@ -17,6 +17,7 @@ from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
 from jobs.services import job_bulk_transition, job_transition
 from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
 from tests.factories import (
+    AssignmentFactory,
     JobCancellationReasonFactory,
     JobFactory,
     JobTypeFactory,
@@ -227,6 +228,38 @@ def test_one_transition_takes_five_queries(dispatcher, declared):
     assert moved.life_cycle_state == declared.target
     # permissions 1, lock 1 (which reads the status and reason asked for), update 1, log 1, event 1
     assert len(queries) == 5, queries.sql
+
+
+@every_transition
+def test_what_the_caller_will_read_is_loaded_by_the_lock(dispatcher, declared):
+    job = job_for(declared, created_by_user=UserFactory(username="author"))
+    AssignmentFactory(job=job, user=UserFactory(username="fitter"))
+    user = UserFactory(username=dispatcher.username)
+    load = [
+        "description",
+        "created_by_user__username",
+        "assigned_to__user__username",
+        "status__name",
+        "updated_by_user__username",
+    ]
+    assert connection.features.supports_json_field  # SQLite's probe, once per connection
+
+    with count_queries() as queries:
+        moved = run(declared, {"id": job.pk}, user, load=load)
+        seen = (
+            moved.description,
+            moved.created_by_user.username,
+            moved.assigned_to.user.username,
+            moved.status.name,  # what the transition assigned: never read back
+            moved.updated_by_user.username,
+        )
+
+    assert seen == (job.description, "author", "fitter", moved.status.name, "dispatcher")
+    assert len(queries) == 5, queries.sql  # permissions, lock, update, log, event
+    lock = next(q for q in queries.sql if q.startswith("SELECT") and "jobs_job" in q)
+    # what the transition assigns is not joined: neither the status it leaves nor the old user
+    assert '"jobs_jobstatus"."name"' not in lock
+    assert lock.count('JOIN "auth_user"') == 2  # the author and the assignee
 
 
 @every_transition

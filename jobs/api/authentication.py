@@ -81,12 +81,15 @@ class CrmTokenAuthentication(JWTAuthentication):
         except KeyError as error:
             raise InvalidToken("Token contained no recognizable user identification") from error
         user = _USER_OF_TOKEN(user_id, jti)
-        if user is None:
-            if BlacklistedToken.objects.filter(token__jti=jti).exists():
-                raise _invalid(TokenError("Token is blacklisted"))  # whoever its user was
-            raise AuthenticationFailed("User not found", code="user_not_found")
-        if user.token_released:
+        # A released token says so, whoever its user was (only a vanished user costs a query).
+        if user is not None:
+            released = user.token_released
+        else:
+            released = BlacklistedToken.objects.filter(token__jti=jti).exists()
+        if released:
             raise _invalid(TokenError("Token is blacklisted"))
+        if user is None:
+            raise AuthenticationFailed("User not found", code="user_not_found")
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
             raise AuthenticationFailed("User is inactive", code="user_inactive")
         return user

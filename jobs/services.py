@@ -21,15 +21,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import JSONObject
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
+from jobs.compiled import CompiledQuery, NotCompilable
 from jobs.exceptions import (
     JobNotFound,
     JobsError,
@@ -133,6 +135,11 @@ class StatusResolver:
             self._requested, fields=STATUS_IDENTIFIER_FIELDS, parameter="status_identifier"
         )
 
+    @property
+    def reads_with_job(self) -> bool:
+        """Whether `annotate` adds to the lock query (a status asked for and not yet read)."""
+        return not self._loaded
+
     def annotate(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
         """Read the requested status, and whether each job's type allows it, with the jobs."""
         if self._loaded:
@@ -217,6 +224,10 @@ class ParameterResolver:
     def _annotation(self) -> str:
         return f"_requested_{self.parameter.name}"
 
+    @property
+    def reads_with_job(self) -> bool:
+        return not self._loaded
+
     def annotate(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
         """Read the requested entry in the same query as the job, as one JSON column."""
         if self._loaded:
@@ -285,11 +296,6 @@ class _Request:
             user,
             channel,
         )
-
-    def type_relations(self) -> list[str]:
-        """The JobType relations that hold this transition's defaults."""
-        declared = self.transition
-        return [declared.default_status_field, *(p.type_default_field for p in declared.parameters)]
 
     def check(self, job: Job) -> dict[str, Any]:
         """The keyword arguments the transition will take for this job, or the refusal."""
@@ -384,7 +390,7 @@ class _TypeCache:
     """Job types with their defaults, loaded once per bulk run rather than joined onto every job
     row: a run touches a handful of types and thousands of jobs."""
 
-    def __init__(self, relations: list[str]) -> None:
+    def __init__(self, relations: Iterable[str]) -> None:
         self._relations = relations
         self._types: dict[int, JobType] = {}
 
@@ -413,23 +419,56 @@ class _Moment:
         return cls(when, connection.ops.adapt_datetimefield_value(when))
 
 
-def _insert_log_rows(rows: list[tuple], parameters: list[ParameterResolver]) -> None:
-    # One executemany of plain tuples: for thousands of rows, bulk_create spends most of its time
+def _log_insert(parameters: list[ParameterResolver]) -> str:
+    # Plain tuples, not bulk_create: for thousands of rows, bulk_create spends most of its time
     # building and compiling model instances (and splits into 100-row statements on SQLite).
     meta = JobTransitionLog._meta
     quote = connection.ops.quote_name
     names = (*_LOG_FIELDS, *(p.parameter.name for p in parameters))
     columns = ", ".join(quote(meta.get_field(name).column) for name in names)
     placeholders = ", ".join(["%s"] * len(names))
-    _insert(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", rows)
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
 
 
-def _insert(sql: str, rows: list[tuple]) -> None:
+def _event_insert() -> str:
+    """The outbox row. Each row carries the id of the transaction writing it, which orders the
+    feed (see jobs.events)."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    if connection.vendor == "postgresql":
+        data, txid = "%s::jsonb", "pg_current_xact_id()::text::bigint"
+    else:
+        data, txid = "%s", "0"
+    return (
+        f"INSERT INTO {table} (public_id, type, timestamp, data, txid, fanned_out) "
+        f"VALUES (%s, %s, %s, {data}, {txid}, FALSE)"
+    )
+
+
+def _write(update: tuple[str, list[Any]], inserts: list[tuple[str, list[tuple]]]) -> int:
+    """Run the compare-and-set UPDATE, then each INSERT with its rows; return how many jobs the
+    UPDATE changed.
+
+    One job on PostgreSQL is one statement (the INSERTs as data-modifying WITH queries): each
+    round trip to the server cost about as much as the statement it carried. Rows that turn out
+    not to be wanted (the UPDATE fell short) go with the transaction the caller rolls back.
+    """
+    sql, params = update
     with connection.cursor() as cursor:
-        if len(rows) == 1:  # psycopg's executemany syncs a pipeline: one row goes plainly
-            cursor.execute(sql, rows[0])
-        else:
-            cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql" and all(len(rows) == 1 for _, rows in inserts):
+            steps = [f"changed AS ({sql} RETURNING 1)"]
+            for index, (insert, (row,)) in enumerate(inserts):
+                steps.append(f"written_{index} AS ({insert})")
+                params = [*params, *row]
+            cursor.execute(f"WITH {', '.join(steps)} SELECT count(*) FROM changed", params)
+            return cursor.fetchone()[0]
+        cursor.execute(sql, params)
+        updated = cursor.rowcount
+        for insert, rows in inserts:
+            if len(rows) == 1:  # psycopg's executemany syncs a pipeline: one row goes plainly
+                cursor.execute(insert, rows[0])
+            else:
+                cursor.executemany(insert, rows)
+        return updated
 
 
 def _snapshot(job: Job) -> tuple:
@@ -459,44 +498,42 @@ def _column_value(name: str, changed: list[tuple[Job, Any]], unchanged_types: se
     return Case(*branches, default=F(name), output_field=output)
 
 
-def _insert_events(rows: list[tuple]) -> None:
-    """The outbox rows, one executemany like the log's. Each row carries the id of the
-    transaction writing it, which orders the feed (see jobs.events)."""
-    quote = connection.ops.quote_name
-    table = quote(Event._meta.db_table)
-    if connection.vendor == "postgresql":
-        data, txid = "%s::jsonb", "pg_current_xact_id()::text::bigint"
-    else:
-        data, txid = "%s", "0"
-    _insert(
-        f"INSERT INTO {table} (public_id, type, timestamp, data, txid, fanned_out) "
-        f"VALUES (%s, %s, %s, {data}, {txid}, FALSE)",
-        rows,
+def _changes(before: tuple, job: Job) -> dict[str, Any]:
+    """The columns the transition changed on `job`, by name, with their new values."""
+    return {
+        name: new
+        for name, old, new in zip(_WRITABLE, before, _snapshot(job), strict=True)
+        if new is not _MISSING and new != old
+    }
+
+
+def _update_one(request: _Request, job: Job, from_state: str, before: tuple) -> tuple[str, list]:
+    """The compare-and-set UPDATE of one job, written directly: the ORM took longer to build and
+    compile it than the database took to run it."""
+    meta, quote = Job._meta, connection.ops.quote_name
+    changes = {"life_cycle_state": request.transition.target, **_changes(before, job)}
+    fields = [meta.get_field(name) for name in changes]
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    state, pk = meta.get_field("life_cycle_state"), meta.pk
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "
+        f"WHERE {quote(pk.column)} = %s AND {quote(state.column)} = %s"
     )
+    values = [f.get_db_prep_save(changes[f.attname], connection) for f in fields]
+    return sql, [*values, job.pk, from_state]
 
 
-def _persist(
-    request: _Request,
-    done: list[tuple[Job, str, tuple]],
-    log_rows: list[tuple],
-    event_rows: list[tuple],
-) -> None:
-    """Write the jobs a transition changed and their log rows: one UPDATE and one INSERT,
-    whatever the count.
-
-    The UPDATE is a compare-and-set: each job is written only if it is still in the state it was
-    read in, and a short count means someone else got there first, so the caller's transaction
-    rolls back. `done` holds each job with the state and column values it was read with.
-    """
+def _update_many(request: _Request, done: list[tuple[Job, str, tuple]]) -> tuple[str, list]:
+    """The compare-and-set UPDATE of a batch: one statement, whatever the count."""
     changed: dict[str, list[tuple[Job, Any]]] = defaultdict(list)
     unchanged_types: dict[str, set[int]] = defaultdict(set)
     by_state: dict[str, list[int]] = defaultdict(list)
     for job, from_state, before in done:
         by_state[from_state].append(job.pk)
-        after = _snapshot(job)
-        for name, old, new in zip(_WRITABLE, before, after, strict=True):
-            if new is not _MISSING and new != old:
-                changed[name].append((job, new))
+        changes = _changes(before, job)
+        for name in _WRITABLE:
+            if name in changes:
+                changed[name].append((job, changes[name]))
             else:
                 unchanged_types[name].add(job.type_id)
     changes = {"life_cycle_state": Value(request.transition.target)}
@@ -505,11 +542,29 @@ def _persist(
     still_as_read = Q()
     for state, pks in by_state.items():
         still_as_read |= Q(pk__in=pks, life_cycle_state=state)
-    updated = Job.objects.filter(still_as_read).update(**changes)
-    if updated != len(done):
+    query = Job.objects.filter(still_as_read).query.chain(UpdateQuery)
+    query.add_update_values(changes)
+    sql, params = query.get_compiler(connection.alias).as_sql()
+    return sql, list(params)
+
+
+def _persist(
+    request: _Request,
+    done: list[tuple[Job, str, tuple]],
+    log_rows: list[tuple],
+    event_rows: list[tuple],
+) -> None:
+    """Write the jobs a transition changed, their log rows and their events: one UPDATE and two
+    INSERTs whatever the count (one statement for one job on PostgreSQL).
+
+    The UPDATE is a compare-and-set: each job is written only if it is still in the state it was
+    read in, and a short count means someone else got there first, so the caller's transaction
+    rolls back. `done` holds each job with the state and column values it was read with.
+    """
+    update = _update_one(request, *done[0]) if len(done) == 1 else _update_many(request, done)
+    inserts = [(_log_insert(request.parameters), log_rows), (_event_insert(), event_rows)]
+    if _write(update, inserts) != len(done):
         raise _LostRace
-    _insert_log_rows(log_rows, request.parameters)
-    _insert_events(event_rows)
     # One message per batch, once it has committed: never an event that did not happen.
     transaction.on_commit(announce)
 
@@ -554,29 +609,65 @@ def job_transition(
     return locked
 
 
-def _with_loaded(jobs: QuerySet[Job], request: _Request, load: Iterable[str]) -> QuerySet[Job]:
+def _with_loaded(
+    jobs: QuerySet[Job], declared: JobTransition, load: Iterable[str]
+) -> QuerySet[Job]:
     """One row: join its type with the type's defaults, and whatever the caller will read."""
     # The type is loaded whole (the transition reads its defaults and expiration rule), so the
     # caller's type columns are already there; restricting them would defer what the model needs.
     # What the transition assigns is not read either: each join left out is one fewer for
     # PostgreSQL to plan, which costs more than running the query.
-    skipped = {"type", *request.transition.assigns}
+    skipped = {"type", *declared.assigns}
     own = [path for path in load if path.split("__", 1)[0] not in skipped]
     relations = sorted({path.rsplit("__", 1)[0] for path in own if "__" in path})
     return jobs.select_related(
-        *(f"type__{name}" for name in request.type_relations()), *relations
+        *(f"type__{name}" for name in declared.type_defaults), *relations
     ).only(*_JOB_FIELDS, "type", *own)
+
+
+def _lock_query(declared: JobTransition, lookup: dict[str, Any], load: Iterable[str]) -> QuerySet:
+    # The lookup is unique: no ORDER BY … LIMIT 1, which multiplies the plans PostgreSQL weighs
+    # for a query with joins (planning took longer than running it).
+    return _with_loaded(_locked(Job.objects.filter(**lookup)), declared, load).order_by()
+
+
+# Stand-ins for a job's identifier while its lock query is compiled (see _compiled_lock).
+_IDENTIFIER_MARKERS: dict[type, Any] = {int: -1_234_567, str: "\x00job-identifier"}
+
+
+@lru_cache(maxsize=256)  # fields_set selections are the client's to choose: keep a bounded few
+def _compiled_lock(
+    transition: str, field: str, kind: type, load: tuple[str, ...]
+) -> CompiledQuery | None:
+    """The lock query of one shape (transition, identifier field, what the caller will read),
+    compiled once. None if it cannot be (see CompiledQuery)."""
+    marker = _IDENTIFIER_MARKERS[kind]
+    jobs = _lock_query(get_transition(transition), {field: marker}, load)
+    try:
+        return CompiledQuery(jobs, [marker])
+    except NotCompilable:
+        return None
+
+
+def _lock_one(request: _Request, lookup: dict[str, Any], load: Iterable[str]) -> Job | None:
+    """Lock the job, read with what the transition and the caller need (see _with_loaded)."""
+    resolvers = (request.status, *request.parameters)
+    ((field, value),) = lookup.items()
+    if type(value) in _IDENTIFIER_MARKERS and not any(r.reads_with_job for r in resolvers):
+        compiled = _compiled_lock(request.transition.name, field, type(value), tuple(load))
+        if compiled is not None:
+            return next(iter(compiled.objects(value)), None)
+    # A status or extra parameter asked for by name is read in this query too: built each time.
+    jobs = _lock_query(request.transition, lookup, load)
+    for resolver in resolvers:
+        jobs = resolver.annotate(jobs)
+    return next(iter(jobs), None)
 
 
 def _transition_one(request: _Request, lookup: dict[str, Any], load: Iterable[str]) -> Job:
     at = _Moment.now()
     with transaction.atomic():
-        jobs = _with_loaded(_locked(Job.objects.filter(**lookup)), request, load)
-        for resolver in (request.status, *request.parameters):
-            jobs = resolver.annotate(jobs)
-        # The lookup is unique: no ORDER BY … LIMIT 1, which multiplies the plans PostgreSQL weighs
-        # for a query with joins (planning took longer than running it).
-        locked = next(iter(jobs.order_by()), None)
+        locked = _lock_one(request, lookup, load)
         if locked is None:
             raise JobNotFound(
                 "No job matches the identifier.", "Check the job's id or number and try again."
@@ -650,7 +741,7 @@ def job_bulk_transition(
     size = batch_size or settings.JOBS_BULK_BATCH_SIZE
     if size < 1:
         raise ValueError("batch_size must be at least 1")
-    run = _BulkRun(request, _TypeCache(request.type_relations()), dry_run)
+    run = _BulkRun(request, _TypeCache(request.transition.type_defaults), dry_run)
     summary = BulkSummary(dry_run=dry_run)
 
     def record(outcomes: list[Outcome]) -> None:

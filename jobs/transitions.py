@@ -84,6 +84,12 @@ class JobTransition:
         see Job._enter, and each extra parameter): the moved job needs none of them read."""
         return frozenset({"status", "updated_by_user", *(p.name for p in self.parameters)})
 
+    @cached_property
+    def type_defaults(self) -> tuple[str, ...]:
+        """The JobType relations holding this transition's defaults: its status and each extra
+        parameter's entry."""
+        return (self.default_status_field, *(p.type_default_field for p in self.parameters))
+
     def allows(self, job: Job) -> bool:
         """Whether the job's current state lets this transition run (django-fsm decides)."""
         return can_proceed(getattr(job, self.name))

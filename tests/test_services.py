@@ -22,7 +22,7 @@ from tests.factories import (
     UserFactory,
     status_of,
 )
-from tests.helpers import count_queries, failing_log_insert
+from tests.helpers import WRITES_OF_ONE_JOB, count_queries, failing_log_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +78,33 @@ def test_it_finds_the_job_by_id(dispatcher):
     assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
 
 
+@pytest.mark.parametrize("key", ["id", "number"])
+def test_starts_asked_alike_each_move_their_own_job(dispatcher, key):
+    # Same transition, identifier and answer: the lock query is compiled once, run with each value.
+    jobs = JobFactory.create_batch(3)
+    load = ["description", "assigned_to__user__username"]
+    AssignmentFactory(job=jobs[1], user=UserFactory(username="fitter"))
+
+    moved = [
+        start_progress(
+            job={key: getattr(job, key)}, user=dispatcher, channel=Channel.API, load=load
+        )
+        for job in jobs
+    ]
+
+    assert [m.pk for m in moved] == [j.pk for j in jobs]
+    assert [m.description for m in moved] == [j.description for j in jobs]
+    assert moved[1].assigned_to.user.username == "fitter"
+    assert set(Job.objects.values_list("life_cycle_state", flat=True)) == {"IN_PROGRESS"}
+    with pytest.raises(JobNotFound):
+        start_progress(
+            job={key: "99999" if key == "number" else 99999},
+            user=dispatcher,
+            channel=Channel.API,
+            load=load,
+        )
+
+
 def test_it_sets_the_expiration_when_the_type_expires_on_start(dispatcher):
     job = JobFactory(type=JobTypeFactory(expires_on_start=True))
 
@@ -112,8 +139,8 @@ def test_one_start_takes_five_queries(dispatcher, named_status):
         assert started.status.alternative_code == code
         assert started.expiration_date is not None
 
-    # permissions 1, lock 1 (with the status asked for), update 1, log 1, event 1
-    assert len(queries) == 5, queries.sql
+    # permissions 1, lock 1 (with the status asked for), then the writes
+    assert len(queries) == 2 + WRITES_OF_ONE_JOB, queries.sql
 
 
 # --- refusals: a domain error, and nothing changed ------------------------------------------

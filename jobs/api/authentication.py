@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from functools import cached_property
 from typing import Any
@@ -19,7 +18,8 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import SlidingToken, Token
 
-from jobs.backends import LOADED, with_permissions
+from jobs.backends import with_permissions
+from jobs.compiled import CompiledQuery
 
 
 class _SlidingTokenReleaseReadWithUser(SlidingToken):
@@ -97,34 +97,23 @@ class CrmTokenAuthentication(JWTAuthentication):
 
 class _UserOfToken:
     """A token's user, whether the token was released, and what the user may do: one query,
-    whose SQL is compiled once per process (building and compiling it with the ORM took longer
-    than the database took to run it)."""
+    compiled once per process (building and compiling it with the ORM took longer than the
+    database took to run it)."""
 
-    # Stand-ins for the two values while compiling; their places in the parameters are kept.
-    _USER_ID, _JTI = -1_234_567, "jti-to-be-filled-in"
+    # Stand-ins for the two values while compiling.
+    _USER_ID, _JTI = -1_234_567, "\x00jti"
 
     @cached_property
-    def _compiled(self) -> tuple[str, list[Any], int, int]:
+    def _compiled(self) -> CompiledQuery:
         users = get_user_model().objects.annotate(
             token_released=Exists(BlacklistedToken.objects.filter(token__jti=self._JTI))
         )
         users = with_permissions(users.filter(**{api_settings.USER_ID_FIELD: self._USER_ID}))
-        sql, params = users.query.sql_with_params()
-        params = list(params)
-        if params.count(self._USER_ID) != 1 or params.count(self._JTI) != 1:
-            raise RuntimeError("the user query's parameters are not where they were expected")
-        return sql, params, params.index(self._USER_ID), params.index(self._JTI)
+        return CompiledQuery(users, [self._USER_ID, self._JTI])
 
     def __call__(self, user_id: Any, jti: str) -> Any:
-        sql, params, at_user_id, at_jti = self._compiled
-        model = get_user_model()
-        params = params.copy()
-        params[at_user_id] = model._meta.get_field(api_settings.USER_ID_FIELD).to_python(user_id)
-        params[at_jti] = jti
-        user = next(iter(model.objects.raw(sql, params)), None)
-        if user is not None and isinstance(permissions := getattr(user, LOADED), str):
-            setattr(user, LOADED, json.loads(permissions))  # raw() leaves JSON as text
-        return user
+        field = get_user_model()._meta.get_field(api_settings.USER_ID_FIELD)
+        return next(iter(self._compiled.objects(field.to_python(user_id), jti)), None)
 
 
 _USER_OF_TOKEN = _UserOfToken()

@@ -28,9 +28,15 @@ class _JSONListOf(Subquery):
         return f"(SELECT JSON_GROUP_ARRAY(listed.v) FROM {sql} AS listed)", params
 
 
-def _permissions_of(user: Any) -> QuerySet[Permission]:
+def _permissions_of(user: Any, user_of_group_rows: Any = None) -> QuerySet[Permission]:
+    """The user's own permissions and their groups'. For an OuterRef `user`, the group rows'
+    subquery lies one level deeper and names the user with one OuterRef more."""
     own = Permission.user_set.through.objects.filter(user=user)
-    of_groups = Group.permissions.through.objects.filter(group__user=user)
+    # Through the user's group rows, not the groups: one join fewer halved PostgreSQL's planning,
+    # which took longer than running the query.
+    groups = Group.user_set.through.objects.filter(user=user_of_group_rows or user)
+    groups = groups.values("group_id")
+    of_groups = Group.permissions.through.objects.filter(group_id__in=groups)
     return Permission.objects.filter(
         Q(pk__in=own.values("permission_id")) | Q(pk__in=of_groups.values("permission_id"))
     )
@@ -48,7 +54,8 @@ def with_permissions(users: QuerySet) -> QuerySet:
     what the user may do in one query."""
     # The user is two queries out: permissions -> the user's permission rows -> the user.
     user = OuterRef(OuterRef("pk"))
-    listed: Expression = _JSONListOf(_names(_permissions_of(user)).values("v"))
+    permissions = _permissions_of(user, OuterRef(user))
+    listed: Expression = _JSONListOf(_names(permissions).values("v"))
     return users.annotate(**{LOADED: listed})
 
 

@@ -2,13 +2,16 @@
 and sweep up whatever a lost message, a dead worker or a broker that was down left behind.
 
 Nothing here runs in a request: the transition's transaction only writes the event and, once it
-has committed, sends one "fan out" message (announce). If that message is lost, the periodic sweep
-finds the event all the same.
+has committed, asks for one "fan out" message (announce), which a thread of the process sends.
+If that message is lost, the periodic sweep finds the event all the same.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 
 from celery import shared_task
 from django.db import connection, transaction
@@ -24,16 +27,62 @@ FAN_OUT_BATCH = 1000
 SWEEP_BATCH = 1000
 
 
-def announce() -> None:
-    """After a transition commits: ask a worker to fan its events out. Losing this message loses
-    nothing (the sweep finds the events), so a broker that is down is a warning, not a failure."""
+class _Announcer:
+    """After a transition commits: ask a worker to fan its events out (`announce()`).
+
+    The message goes from a thread of the process's own, so no request waits for the broker
+    (publishing took longer than the rest of a start request's own work). Commits that come while
+    a message is on its way share the next one: a fan-out takes every event not yet fanned out.
+    Losing a message loses nothing (the sweep finds the events), so a broker that is down is a
+    warning, not a failure; at exit the process waits a moment for what it was asked to send.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a forked worker starts its own thread
+        atexit.register(self.flush, timeout=2)
+
+    def _reset(self) -> None:
+        self._changed = threading.Condition()
+        self._asked = self._sent = 0
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        with self._changed:
+            self._asked += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="announcer", daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+
+    def flush(self, timeout: float = 5) -> bool:
+        """Wait until what was asked so far has been sent (or given up); False on timeout."""
+        with self._changed:
+            asked = self._asked
+            return self._changed.wait_for(lambda: self._sent >= asked, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._asked > self._sent)
+                asked = self._asked
+            _publish_fan_out()
+            with self._changed:
+                self._sent = asked
+                self._changed.notify_all()
+
+
+def _publish_fan_out() -> None:
     try:
         fan_out.delay()
-    except Exception as error:  # any broker failure: the request must not fail for it
+    except Exception as error:  # any broker failure: nobody must fail for it
         logger.warning(
             "could not reach the broker; the sweep will deliver these events",
             extra={"error": type(error).__name__},
         )
+
+
+announce = _Announcer()
 
 
 @shared_task(name="jobs.tasks.fan_out")

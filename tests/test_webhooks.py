@@ -3,6 +3,7 @@ Webhooks signature, retries with growing delays, the timeout, what a bad receive
 gets, and the sweep."""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -176,8 +177,29 @@ def test_a_broker_that_is_down_at_commit_loses_nothing(
     monkeypatch.setattr(tasks.fan_out, "delay", down)
     with django_capture_on_commit_callbacks(execute=True):
         event = a_started_job(dispatcher)
+    assert tasks.announce.flush()
     assert Event.objects.filter(pk=event.pk, fanned_out=False).exists()
     assert any("sweep will deliver" in r.getMessage() for r in caplog.records)
+
+
+def test_a_transition_does_not_wait_for_the_broker(
+    dispatcher, monkeypatch, django_capture_on_commit_callbacks
+):
+    reached, release, sent = threading.Event(), threading.Event(), []
+
+    def slow_broker():
+        reached.set()
+        release.wait(5)
+        sent.append(True)
+
+    monkeypatch.setattr(tasks.fan_out, "delay", slow_broker)
+    with django_capture_on_commit_callbacks(execute=True):
+        a_started_job(dispatcher)
+    assert reached.wait(5)  # the message is on its way, and the transition has returned
+    assert sent == []
+    release.set()
+    assert tasks.announce.flush()
+    assert sent == [True]
 
 
 # --- addresses --------------------------------------------------------------------------------

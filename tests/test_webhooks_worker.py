@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings as django_settings
 from standardwebhooks.webhooks import Webhook
 
+from jobs import tasks
 from jobs.models import Channel, DeliveryState, Event, WebhookDelivery, WebhookEndpoint
 from jobs.services import job_transition
 from tests.factories import JobFactory, UserFactory
@@ -174,6 +175,7 @@ def test_a_broker_that_is_down_at_commit_loses_nothing(celery_on_redis, caplog):
         app.conf.broker_url = "redis://127.0.0.1:1/0"  # nobody there
         app.pool.force_close_all()
         event = start_a_job()
+        assert tasks.announce.flush()
         assert any("sweep will deliver" in r.getMessage() for r in caplog.records)
         celery_on_redis.worker()
         celery_on_redis.beat()

@@ -119,17 +119,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_flag(
-    "DATABASE_PREPARED_STATEMENTS", default=False
-):
-    # Opt-in: parameters bound by the server and statements prepared on their second use, so
-    # PostgreSQL plans each distinct query once per connection (a full-answer start request is
-    # about a quarter faster). Off by default because a statement then takes at most 65,535
-    # parameters (the admin deleting more jobs than that would fail), psycopg drops the prepared
-    # statements at every rollback, and PgBouncer in transaction mode before 1.21 cannot keep them.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True, prepare_threshold=1
+# Prepared statements on PostgreSQL (docs/deploy.md): "requests" (the default) prepares the few
+# statements every request runs (jobs.compiled.preparing_cursor), "all" every statement (parameters
+# then bound by the server, at most 65,535 per statement), "none" nothing, for PgBouncer in
+# transaction mode before 1.21. 0 and 1 are the older spellings of none and all.
+DATABASE_PREPARED_STATEMENTS = {"0": "none", "1": "all"}.get(
+    _prepared := os.environ.get("DATABASE_PREPARED_STATEMENTS", "requests").strip().lower(),
+    _prepared,
+)
+if DATABASE_PREPARED_STATEMENTS not in ("none", "requests", "all"):
+    raise ImproperlyConfigured(
+        "DATABASE_PREPARED_STATEMENTS must be requests, all or none, "
+        f"not {DATABASE_PREPARED_STATEMENTS!r}"
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DATABASE_PREPARED_STATEMENTS != "none":
+        # psycopg prepares a statement on its second run, on cursors that bind on the server:
+        # Django's own cursors bind on the client, unless DATABASE_PREPARED_STATEMENTS=all.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
+    if DATABASE_PREPARED_STATEMENTS == "all":
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 
 # Prometheus counts queries and their errors by wrapping the database backend.
 METRICS_ENABLED = env_flag("METRICS_ENABLED", default=False)

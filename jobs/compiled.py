@@ -12,9 +12,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
+
+
+def preparing_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
+    """A cursor whose statements psycopg prepares on PostgreSQL from their second run on the
+    connection, so the server stops planning them (see DATABASE_PREPARED_STATEMENTS).
+
+    For the few statements every request runs: Django's own cursors bind parameters on the client,
+    which never prepares, unless DATABASE_PREPARED_STATEMENTS=all makes every cursor prepare."""
+    connection = connections[using]
+    if (
+        connection.vendor != "postgresql"
+        or connection.features.uses_server_side_binding
+        or settings.DATABASE_PREPARED_STATEMENTS == "none"
+    ):
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = ServerBindingCursor(connection.connection)
+    if connection.queries_logged:
+        return _LoggedPreparingCursor(cursor, connection)
+    return connection.make_cursor(cursor)
+
+
+class _LoggedPreparingCursor(CursorDebugWrapper):
+    """Logs each statement with its values, as Django's own cursors do: psycopg cannot tell the
+    statement it ran from a prepared one (Django would log None)."""
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+            return CursorWrapper.execute(self, sql, params)
 
 
 class NotCompilable(Exception):
@@ -55,7 +90,7 @@ class CompiledQuery:
         params = self._params.copy()
         for position, value in zip(self._positions, values, strict=True):
             params[position] = value
-        with connections[self._using].cursor() as cursor:
+        with preparing_cursor(self._using) as cursor:
             cursor.execute(self._sql, params)
             rows = cursor.fetchall()
         if self._compiler.has_extra_select:  # columns added only to order by

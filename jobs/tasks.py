@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 
 from celery import shared_task
 from django.db import connection, transaction
@@ -24,6 +25,8 @@ from jobs.observability import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 FAN_OUT_BATCH = 1000
+# At most one fan-out message per process in this time: the delay a webhook may gain under load.
+ANNOUNCE_INTERVAL_SECONDS = 0.05
 SWEEP_BATCH = 1000
 
 
@@ -32,7 +35,8 @@ class _Announcer:
 
     The message goes from a thread of the process's own, so no request waits for the broker
     (publishing took longer than the rest of a start request's own work). Commits that come while
-    a message is on its way share the next one: a fan-out takes every event not yet fanned out.
+    a message is on its way, or less than ANNOUNCE_INTERVAL_SECONDS after it, share the next one:
+    a fan-out takes every event not yet fanned out.
     Losing a message loses nothing (the sweep finds the events), so a broker that is down is a
     warning, not a failure; at exit the process waits a moment for what it was asked to send.
     """
@@ -70,6 +74,9 @@ class _Announcer:
             with self._changed:
                 self._sent = asked
                 self._changed.notify_all()
+            # Commits in the meantime share the next message: under load, one message per
+            # interval instead of one per commit (each costs the process as much as a request).
+            time.sleep(ANNOUNCE_INTERVAL_SECONDS)
 
 
 def _publish_fan_out() -> None:

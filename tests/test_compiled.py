@@ -1,13 +1,17 @@
 """jobs.compiled: a queryset compiled once gives, for any values, what the queryset would."""
 
+import re
+
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 
 from jobs.compiled import CompiledQuery, NotCompilable
 from jobs.models import Job
 from tests.factories import AssignmentFactory, JobFactory, UserFactory
-from tests.helpers import count_queries
+from tests.helpers import count_queries, requires_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -48,3 +52,21 @@ def test_each_run_finds_the_rows_of_its_own_values_with_relations_and_annotation
 def test_a_value_the_lookup_transforms_cannot_be_compiled():
     with pytest.raises(NotCompilable):
         CompiledQuery(Job.objects.filter(number__contains=MARKER), [MARKER])
+
+
+@requires_postgresql
+@pytest.mark.skipif(
+    settings.DATABASE_PREPARED_STATEMENTS == "none", reason="DATABASE_PREPARED_STATEMENTS=none"
+)
+def test_on_postgresql_a_compiled_query_is_prepared_from_its_second_run():
+    job = JobFactory()
+    compiled = CompiledQuery(jobs_numbered(MARKER), [MARKER])
+
+    for _ in range(2):
+        (found,) = compiled.objects(job.number)
+
+    assert found.pk == job.pk
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert any(re.search(r'WHERE "jobs_job"."number" = \$\d+ ', s) for s in prepared), prepared

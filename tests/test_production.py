@@ -454,18 +454,38 @@ def test_each_bulk_batch_logs_one_line_with_its_outcomes(dispatcher, caplog):
     assert {(r.transition, r.channel) for r in batches} == {("start_progress", "admin")}
 
 
-@pytest.mark.parametrize(("flag", "prepared"), [(None, False), ("0", False), ("1", True)])
-def test_prepared_statements_on_postgresql_are_opt_in(flag, prepared):
+def settings_with(**variables: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": "postgres://u@db.internal:5432/jobs"}
     env.pop("DATABASE_PREPARED_STATEMENTS", None)
-    if flag is not None:
-        env["DATABASE_PREPARED_STATEMENTS"] = flag
-    options = subprocess.run(
+    env.update(variables)
+    return subprocess.run(
         [sys.executable, "-c", "from config import settings; print(settings.DATABASES)"],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    assert ("'server_side_binding': True" in options) is prepared
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "prepares", "binds_every_statement_on_the_server"),
+    [
+        (None, True, False),  # the statements every request runs
+        ("requests", True, False),
+        ("all", True, True),
+        ("1", True, True),
+        ("none", False, False),
+        ("0", False, False),
+    ],
+)
+def test_prepared_statements_on_postgresql(value, prepares, binds_every_statement_on_the_server):
+    variables = {} if value is None else {"DATABASE_PREPARED_STATEMENTS": value}
+    options = settings_with(**variables).stdout
+    assert ("'prepare_threshold': 1" in options) is prepares
+    assert ("'server_side_binding': True" in options) is binds_every_statement_on_the_server
+
+
+def test_an_unknown_prepared_statements_value_is_refused_at_start():
+    started = settings_with(DATABASE_PREPARED_STATEMENTS="some")
+    assert started.returncode != 0
+    assert "DATABASE_PREPARED_STATEMENTS must be requests, all or none" in started.stderr

@@ -84,6 +84,10 @@ class CompiledQuery:
         self._init_list = [column[0].target.attname for column in compiler.select[self._own]]
         self._related = get_related_populators(klass_info, compiler.select, self._using)
         self._annotations = compiler.annotation_col_map or {}
+        # The fields' conversions of the values read (JSON, dates on SQLite…), found once.
+        self._converters = compiler.get_converters(
+            [column[0] for column in compiler.select[: compiler.col_count]]
+        )
 
     def objects(self, *values: Any) -> list[Model]:
         """The instances the queryset would give, had it been built with `values`."""
@@ -96,7 +100,9 @@ class CompiledQuery:
         if self._compiler.has_extra_select:  # columns added only to order by
             rows = [row[: self._compiler.col_count] for row in rows]
         instances = []
-        for row in self._compiler.results_iter([rows]):
+        if self._converters:
+            rows = self._compiler.apply_converters(rows, self._converters)
+        for row in rows:
             instance = self._model.from_db(self._using, self._init_list, row[self._own])
             for related in self._related:
                 related.populate(row, instance)

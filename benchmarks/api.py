@@ -33,7 +33,7 @@ def plain_start_progress(request):
 
     from jobs.api.authentication import CrmTokenAuthentication
     from jobs.api.envelope import envelope
-    from jobs.api.serializers import JobSerializer, load_plan, parse_fields_set
+    from jobs.api.serializers import job_answer, parse_fields_set
     from jobs.identifiers import JOB_IDENTIFIER_FIELDS, parse_identifier
     from jobs.models import Channel
     from jobs.services import start_progress
@@ -42,17 +42,17 @@ def plain_start_progress(request):
     token = auth.get_validated_token(auth.get_raw_token(auth.get_header(request)))
     user = auth.get_user(token)
     body = json.loads(request.body)
-    serializer = JobSerializer(selection=parse_fields_set(body.get("fields_set")))
-    serializer.instance = start_progress(
+    answer = job_answer(parse_fields_set(body.get("fields_set")))
+    job = start_progress(
         job=parse_identifier(
             body["job_identifier"], fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier"
         ),
         status=body.get("status_identifier"),
         user=user,
         channel=Channel.API,
-        load=load_plan(serializer)[0],
+        load=answer.columns,
     )
-    return JsonResponse(envelope(serializer.data))
+    return JsonResponse(envelope(answer.render(job)))
 
 
 def urlpatterns_with_plain_view():

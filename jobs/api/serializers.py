@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.db.models import QuerySet
@@ -218,13 +218,48 @@ def load_plan(serializer: serializers.Serializer, prefix: str = "") -> tuple[set
     return columns, relations
 
 
-def shaped(jobs: QuerySet[Job], serializer: serializers.Serializer) -> QuerySet[Job]:
-    """`jobs`, loading only what `serializer` renders (and always the state, which django-fsm
-    reads)."""
-    columns, relations = load_plan(serializer)
-    if relations:  # select_related() with no names would join every non-null foreign key
-        jobs = jobs.select_related(*sorted(relations))
-    return jobs.only("id", "life_cycle_state", *columns)
+class JobAnswer:
+    """A job as one `fields_set` selection shows it: the serializer, built and pruned once, and
+    what it reads (`columns`, ORM paths; `relations`, the joins they need).
+
+    Answers are kept per selection (see `job_answer`): building the serializer took longer than
+    rendering a job with it. Rendering only reads the serializer, so threads may share it.
+    """
+
+    def __init__(self, selection: Selection | None) -> None:
+        self._serializer = JobSerializer(selection=selection)
+        columns, relations = load_plan(self._serializer)
+        self.columns = tuple(sorted(columns))
+        self.relations = tuple(sorted(relations))
+
+    def render(self, job: Job) -> dict[str, Any]:
+        return self._serializer.to_representation(job)
+
+    def shape(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
+        """`jobs`, loading only what this answer renders (and always the state, which django-fsm
+        reads)."""
+        if self.relations:  # select_related() with no names would join every non-null key
+            jobs = jobs.select_related(*self.relations)
+        return jobs.only("id", "life_cycle_state", *self.columns)
+
+
+def job_answer(selection: Selection | None) -> JobAnswer:
+    return _job_answer(_frozen(selection))
+
+
+def _frozen(selection: Selection | None) -> Any:
+    if selection is None:
+        return None
+    return tuple(sorted((name, _frozen(inner)) for name, inner in selection.items()))
+
+
+def _thawed(frozen: Any) -> Selection | None:
+    return None if frozen is None else {name: _thawed(inner) for name, inner in frozen}
+
+
+@lru_cache(maxsize=256)  # selections are the client's to choose: keep a bounded few
+def _job_answer(frozen: Any) -> JobAnswer:
+    return JobAnswer(_thawed(frozen))
 
 
 class _ParsedField(serializers.Field):

@@ -41,9 +41,8 @@ from jobs.api.serializers import (
     JobSerializer,
     TypeStatusSerializer,
     fields_set_schema,
-    load_plan,
+    job_answer,
     parse_fields_set,
-    shaped,
     transition_input,
 )
 from jobs.events import CURSOR_PATTERN, EVENT_TYPES, Cursor, as_json, events_after, parse_types
@@ -140,12 +139,11 @@ class JobViewSet(viewsets.GenericViewSet):
         return given[0] if given else None
 
     def _render(self, job_pk: int, selection: Any) -> Response:
-        serializer = JobSerializer(selection=selection)
-        job = shaped(Job.objects.filter(pk=job_pk), serializer).first()
+        answer = job_answer(selection)
+        job = answer.shape(Job.objects.filter(pk=job_pk)).first()
         if job is None:
             raise JobNotFound("No job has this id.", "Check the id and try again.")
-        serializer.instance = job
-        return Response(envelope(serializer.data))
+        return Response(envelope(answer.render(job)))
 
     @extend_schema(
         summary="List jobs, newest first",
@@ -156,11 +154,10 @@ class JobViewSet(viewsets.GenericViewSet):
         },
     )
     def list(self, request: Request) -> Response:
-        selection = self._query_selection()
-        template = JobSerializer(selection=selection)
-        jobs = self.filter_queryset(shaped(self.get_queryset(), template))
+        answer = job_answer(self._query_selection())
+        jobs = self.filter_queryset(answer.shape(self.get_queryset()))
         page = self.paginate_queryset(jobs)
-        return self.get_paginated_response(JobSerializer(page, many=True, selection=selection).data)
+        return self.get_paginated_response([answer.render(job) for job in page])
 
     @extend_schema(
         summary="One job",
@@ -225,20 +222,19 @@ class JobViewSet(viewsets.GenericViewSet):
     def _transition(
         self, declared: JobTransition, job_identifier: dict[str, Any], body: dict[str, Any]
     ) -> Response:
-        serializer = JobSerializer(selection=body.get("fields_set"))
-        columns, _ = load_plan(serializer)
+        answer = job_answer(body.get("fields_set"))
         # The answer is the row the service locked and changed, loaded with what the selection
         # renders: no second read.
-        serializer.instance = job_transition(
+        job = job_transition(
             transition=declared,
             job=job_identifier,
             status=body.get("status_identifier"),
             user=self.request.user,
             channel=Channel.API,
-            load=columns,
+            load=answer.columns,
             **{p.name: body.get(p.api_name) for p in declared.parameters},
         )
-        return Response(envelope(serializer.data))
+        return Response(envelope(answer.render(job)))
 
 
 def parse_query_identifier(raw: str) -> dict[str, str]:

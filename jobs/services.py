@@ -9,8 +9,9 @@ compare-and-set write, the transition log, and batching.
 Query budget, for every transition: one job is 5 queries on SQLite (permissions 1, lock 1,
 update 1, log 1, event 1) and 3 on PostgreSQL, where the UPDATE and the INSERTs are one statement;
 the lock also reads the status and cancellation reason asked for, and what the caller will render.
-A bulk run is 4 per batch (lock, update, log, events) plus at most 5 per run (permissions 1,
-status 2, reason 1, the job types 1).
+A bulk run is, per batch, the lock and the writes (4 on SQLite, 2 on PostgreSQL), plus the next
+ids when it pages through a queryset, and at most 5 per run (permissions 1, status 2, reason 1,
+the job types 1).
 """
 
 from __future__ import annotations
@@ -420,57 +421,81 @@ class _Moment:
         return cls(when, connection.ops.adapt_datetimefield_value(when))
 
 
-def _log_insert(parameters: list[ParameterResolver]) -> str:
-    # Plain tuples, not bulk_create: for thousands of rows, bulk_create spends most of its time
-    # building and compiling model instances (and splits into 100-row statements on SQLite).
-    meta = JobTransitionLog._meta
-    quote = connection.ops.quote_name
-    names = (*_LOG_FIELDS, *(p.parameter.name for p in parameters))
-    columns = ", ".join(quote(meta.get_field(name).column) for name in names)
-    placeholders = ", ".join(["%s"] * len(names))
-    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Rows to insert into one table: values for `fields` (model field names), in that order, and
+    columns every row computes in SQL (`computed`: column → expression per vendor)."""
+
+    model: type[models.Model]
+    fields: tuple[str, ...]
+    rows: list[tuple]
+    computed: tuple[tuple[str, dict[str, str]], ...] = ()
+
+    def insert_sql(self, *, as_json: bool) -> str:
+        """The INSERT: one row of placeholders (for execute and executemany), or, `as_json`
+        (PostgreSQL), every row in one JSON parameter (see `as_json`)."""
+        meta, quote = self.model._meta, connection.ops.quote_name
+        fields = [meta.get_field(name) for name in self.fields]
+        columns = [f.column for f in fields] + [column for column, _ in self.computed]
+        computed = [by_vendor[connection.vendor] for _, by_vendor in self.computed]
+        into = f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, columns))})"
+        if not as_json:
+            return f"{into} VALUES ({', '.join(['%s'] * len(fields) + computed)})"
+        # A JSON column arrives as its text, read as JSON here.
+        is_json = [f.get_internal_type() == "JSONField" for f in fields]
+        types = [
+            "text" if j else f.db_type(connection) for f, j in zip(fields, is_json, strict=True)
+        ]
+        record = ", ".join(f"{quote(f.column)} {t}" for f, t in zip(fields, types, strict=True))
+        values = [
+            f"r.{quote(f.column)}" + ("::jsonb" if j else "")
+            for f, j in zip(fields, is_json, strict=True)
+        ]
+        return (
+            f"{into} SELECT {', '.join(values + computed)} "
+            f"FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
+        )
+
+    def as_json(self) -> str:
+        """Every row as one JSON array of objects: json.dumps does in C what psycopg did in
+        Python for each value of each row (quoting text, above all the events' JSON)."""
+        columns = [self.model._meta.get_field(name).column for name in self.fields]
+        # Times as str(): ISO 8601 with every microsecond, which PostgreSQL reads back exactly.
+        return json.dumps([dict(zip(columns, row, strict=True)) for row in self.rows], default=str)
 
 
-def _event_insert() -> str:
-    """The outbox row. Each row carries the id of the transaction writing it, which orders the
-    feed (see jobs.events)."""
-    table = connection.ops.quote_name(Event._meta.db_table)
-    if connection.vendor == "postgresql":
-        data, txid = "%s::jsonb", "pg_current_xact_id()::text::bigint"
-    else:
-        data, txid = "%s", "0"
-    return (
-        f"INSERT INTO {table} (public_id, type, timestamp, data, txid, fanned_out) "
-        f"VALUES (%s, %s, %s, {data}, {txid}, FALSE)"
-    )
+# Each event carries the id of the transaction writing it, which orders the feed (jobs.events).
+_EVENT_COMPUTED = (
+    ("txid", {"postgresql": "pg_current_xact_id()::text::bigint", "sqlite": "0"}),
+    ("fanned_out", {"postgresql": "FALSE", "sqlite": "FALSE"}),
+)
 
 
-def _write(update: tuple[str, list[Any]], inserts: list[tuple[str, list[tuple]]]) -> int:
-    """Run the compare-and-set UPDATE, then each INSERT with its rows; return how many jobs the
-    UPDATE changed.
+def _write(update: tuple[str, list[Any]], inserts: list[_Rows]) -> int:
+    """Run the compare-and-set UPDATE, then the INSERTs; return how many jobs the UPDATE changed.
 
-    One job on PostgreSQL is one statement (the INSERTs as data-modifying WITH queries): each
-    round trip to the server cost about as much as the statement it carried. Rows that turn out
-    not to be wanted (the UPDATE fell short) go with the transaction the caller rolls back.
+    On PostgreSQL that is one statement, the INSERTs as data-modifying WITH queries taking their
+    rows as one JSON parameter each: each round trip cost about as much as the statement it
+    carried, and executemany ran one statement per row. Rows that turn out not to be wanted (the
+    UPDATE fell short) go with the transaction the caller rolls back.
     """
     sql, params = update
-    if connection.vendor == "postgresql" and all(len(rows) == 1 for _, rows in inserts):
+    if connection.vendor == "postgresql":
         steps = [f"changed AS ({sql} RETURNING 1)"]
-        for index, (insert, (row,)) in enumerate(inserts):
-            steps.append(f"written_{index} AS ({insert})")
-            params = [*params, *row]
-        # A handful of shapes (which columns the transition changed), run on every request.
+        for index, rows in enumerate(inserts):
+            steps.append(f"written_{index} AS ({rows.insert_sql(as_json=True)})")
+            params = [*params, rows.as_json()]
+        # Prepared: one job's statement has a handful of shapes and runs on every request, and a
+        # run's full batches share theirs. Bound on the server, a batch's JSON is not copied
+        # into the statement's text either (which kept memory growing with the run).
         with preparing_cursor() as cursor:
             cursor.execute(f"WITH {', '.join(steps)} SELECT count(*) FROM changed", params)
             return cursor.fetchone()[0]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         updated = cursor.rowcount
-        for insert, rows in inserts:
-            if len(rows) == 1:  # psycopg's executemany syncs a pipeline: one row goes plainly
-                cursor.execute(insert, rows[0])
-            else:
-                cursor.executemany(insert, rows)
+        for rows in inserts:
+            cursor.executemany(rows.insert_sql(as_json=False), rows.rows)
         return updated
 
 
@@ -558,14 +583,18 @@ def _persist(
     event_rows: list[tuple],
 ) -> None:
     """Write the jobs a transition changed, their log rows and their events: one UPDATE and two
-    INSERTs whatever the count (one statement for one job on PostgreSQL).
+    INSERTs whatever the count, one statement on PostgreSQL.
 
     The UPDATE is a compare-and-set: each job is written only if it is still in the state it was
     read in, and a short count means someone else got there first, so the caller's transaction
     rolls back. `done` holds each job with the state and column values it was read with.
     """
     update = _update_one(request, *done[0]) if len(done) == 1 else _update_many(request, done)
-    inserts = [(_log_insert(request.parameters), log_rows), (_event_insert(), event_rows)]
+    log_fields = (*_LOG_FIELDS, *(p.parameter.name for p in request.parameters))
+    inserts = [
+        _Rows(JobTransitionLog, log_fields, log_rows),
+        _Rows(Event, ("public_id", "type", "timestamp", "data"), event_rows, _EVENT_COMPUTED),
+    ]
     if _write(update, inserts) != len(done):
         raise _LostRace
     # One message per batch, once it has committed: never an event that did not happen.
@@ -759,22 +788,21 @@ def job_bulk_transition(
     if isinstance(jobs, QuerySet):
         # Keyset paging over the caller's queryset (which may filter on state, join, or be
         # distinct): each batch is "the next `size` ids after the last one", so memory stays flat
-        # and jobs changed by earlier batches do not shift later pages.
-        ids = jobs.order_by("pk").values("pk")
+        # and jobs changed by earlier batches do not shift later pages. The ids are read first,
+        # then locked by id: locking "id IN (the next ids)" made PostgreSQL scan the whole table
+        # for every batch. Each job's state is checked again under its lock.
+        ids = jobs.order_by("pk").values_list("pk", flat=True)
         last_pk = 0
-        while True:
-            outcomes, loaded = run.batch(
-                Job.objects.filter(pk__in=ids.filter(pk__gt=last_pk)[:size])
-            )
-            record(outcomes)
-            if len(loaded) < size:
+        while batch := list(ids.filter(pk__gt=last_pk)[:size]):
+            record(run.batch(Job.objects.filter(pk__in=batch)))
+            if len(batch) < size:
                 break
-            last_pk = loaded[-1].pk
+            last_pk = batch[-1]
     else:
         numbers = _dedupe(jobs)
         for start in range(0, len(numbers), size):
             chunk = numbers[start : start + size]
-            outcomes, _ = run.batch(Job.objects.filter(number__in=chunk))
+            outcomes = run.batch(Job.objects.filter(number__in=chunk))
             found = {outcome.number: outcome for outcome in outcomes}
             record(
                 [
@@ -794,15 +822,15 @@ class _BulkRun:
     types: _TypeCache
     dry_run: bool
 
-    def batch(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
-        """Run one batch in its own transaction; return its outcomes and the jobs it read."""
+    def batch(self, jobs: QuerySet[Job]) -> list[Outcome]:
+        """Run one batch in its own transaction; return its outcomes."""
         for _attempt in range(_RACE_RETRIES):
             started = time.perf_counter()
             try:
                 with transaction.atomic():
-                    outcomes, loaded = self._run(jobs)
+                    outcomes = self._run(jobs)
                 self._report(outcomes, time.perf_counter() - started)
-                return outcomes, loaded
+                return outcomes
             except _LostRace:
                 # Only where the database could not lock the rows for us; the re-read sees the
                 # winner's state and reports those jobs as conflicts.
@@ -831,7 +859,7 @@ class _BulkRun:
             },
         )
 
-    def _run(self, jobs: QuerySet[Job]) -> tuple[list[Outcome], list[Job]]:
+    def _run(self, jobs: QuerySet[Job]) -> list[Outcome]:
         if self.dry_run:
             loaded = list(jobs.only(*_JOB_FIELDS).order_by("pk"))
         else:
@@ -857,7 +885,7 @@ class _BulkRun:
                 done.append((job, from_state, before))
         if done:
             _persist(self.request, done, log_rows, event_rows)
-        return outcomes, loaded
+        return outcomes
 
 
 def start_progress(**kwargs: Any) -> Job:

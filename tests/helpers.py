@@ -28,9 +28,9 @@ def code_of(response) -> tuple[int, str]:
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"].endswith(".postgresql")
 
-# Writing one moved job: the compare-and-set UPDATE, the log row and the event, which PostgreSQL
-# takes as one statement.
-WRITES_OF_ONE_JOB = 1 if ON_POSTGRESQL else 3
+# Writing moved jobs, one or a batch: the compare-and-set UPDATE, the log rows and the events,
+# which PostgreSQL takes as one statement.
+WRITES = 1 if ON_POSTGRESQL else 3
 
 requires_postgresql = pytest.mark.skipif(
     not ON_POSTGRESQL,

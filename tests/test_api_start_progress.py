@@ -11,7 +11,7 @@ from tests.factories import (
     JobTypeFactory,
     status_of,
 )
-from tests.helpers import WRITES_OF_ONE_JOB, by_identifier_url, count_queries, in_path_url
+from tests.helpers import WRITES, by_identifier_url, count_queries, in_path_url
 
 pytestmark = pytest.mark.django_db
 
@@ -148,7 +148,7 @@ def test_a_start_request_takes_a_fixed_number_of_queries(as_dispatcher):
     assert response.json()["data"]["life_cycle_state"] == "IN_PROGRESS"
     # the user with its permissions and its token's release 1, lock 1 (which reads the status
     # asked for and what the answer shows), then the writes
-    assert len(queries) == 2 + WRITES_OF_ONE_JOB, queries.sql
+    assert len(queries) == 2 + WRITES, queries.sql
 
 
 # --- every error code, and nothing changed ----------------------------------------------------

@@ -15,7 +15,7 @@ from tests.factories import (
 )
 from tests.helpers import (
     JOBS,
-    WRITES_OF_ONE_JOB,
+    WRITES,
     by_identifier_url,
     code_of,
     count_queries,
@@ -155,7 +155,7 @@ def test_a_request_takes_a_fixed_number_of_queries(as_dispatcher, declared, form
     assert response.json()["data"]["life_cycle_state"] == declared.target
     # the user with its permissions and its token's release 1, lock 1 (which reads the status
     # asked for and what the answer shows), then the writes
-    assert len(queries) == 2 + WRITES_OF_ONE_JOB, queries.sql
+    assert len(queries) == 2 + WRITES, queries.sql
 
 
 def test_a_technician_may_complete_but_not_cancel(api, technician, token_for, unchanged):

@@ -22,7 +22,7 @@ from tests.factories import (
     UserFactory,
     status_of,
 )
-from tests.helpers import WRITES_OF_ONE_JOB, count_queries, failing_log_insert
+from tests.helpers import WRITES, count_queries, failing_log_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -140,7 +140,7 @@ def test_one_start_takes_five_queries(dispatcher, named_status):
         assert started.expiration_date is not None
 
     # permissions 1, lock 1 (with the status asked for), then the writes
-    assert len(queries) == 2 + WRITES_OF_ONE_JOB, queries.sql
+    assert len(queries) == 2 + WRITES, queries.sql
 
 
 # --- refusals: a domain error, and nothing changed ------------------------------------------
@@ -392,8 +392,8 @@ def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total)
 
     assert summary.started == total
     batches = total // 10
-    # per run: permissions 1, status 2, the job types 1; per batch: lock, update, log, events
-    assert len(queries) == 4 + 4 * batches, queries.sql
+    # per run: permissions 1, status 2, the job types 1; per batch: lock, then the writes
+    assert len(queries) == 4 + (1 + WRITES) * batches, queries.sql
 
 
 def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(dispatcher):

@@ -72,9 +72,10 @@ class CompiledQuery:
         params = list(params)
         self._positions = []
         for marker in markers:
-            if sum(1 for param in params if type(param) is type(marker) and param == marker) != 1:
+            found = [i for i, p in enumerate(params) if type(p) is type(marker) and p == marker]
+            if len(found) != 1:
                 raise NotCompilable(f"{marker!r} is not exactly one of the query's parameters")
-            self._positions.append(params.index(marker))
+            self._positions.append(found[0])
         self._sql, self._params, self._compiler = sql, params, compiler
         # What Django's ModelIterable reads from a compiler to turn rows into instances.
         klass_info = compiler.klass_info
@@ -99,9 +100,9 @@ class CompiledQuery:
             rows = cursor.fetchall()
         if self._compiler.has_extra_select:  # columns added only to order by
             rows = [row[: self._compiler.col_count] for row in rows]
-        instances = []
         if self._converters:
             rows = self._compiler.apply_converters(rows, self._converters)
+        instances = []
         for row in rows:
             instance = self._model.from_db(self._using, self._init_list, row[self._own])
             for related in self._related:

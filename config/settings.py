@@ -123,10 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # statements every request runs (jobs.compiled.preparing_cursor), "all" every statement (parameters
 # then bound by the server, at most 65,535 per statement), "none" nothing, for PgBouncer in
 # transaction mode before 1.21. 0 and 1 are the older spellings of none and all.
-DATABASE_PREPARED_STATEMENTS = {"0": "none", "1": "all"}.get(
-    _prepared := os.environ.get("DATABASE_PREPARED_STATEMENTS", "requests").strip().lower(),
-    _prepared,
-)
+_prepared = os.environ.get("DATABASE_PREPARED_STATEMENTS", "requests").strip().lower()
+DATABASE_PREPARED_STATEMENTS = {"0": "none", "1": "all"}.get(_prepared, _prepared)
 if DATABASE_PREPARED_STATEMENTS not in ("none", "requests", "all"):
     raise ImproperlyConfigured(
         "DATABASE_PREPARED_STATEMENTS must be requests, all or none, "

@@ -424,37 +424,17 @@ class _Moment:
 @dataclass(frozen=True, slots=True)
 class _Rows:
     """Rows to insert into one table: values for `fields` (model field names), in that order, and
-    columns every row computes in SQL (`computed`: column → expression per vendor)."""
+    columns every row computes in SQL (`computed`: column, PostgreSQL's SQL, SQLite's SQL)."""
 
     model: type[models.Model]
     fields: tuple[str, ...]
     rows: list[tuple]
-    computed: tuple[tuple[str, dict[str, str]], ...] = ()
+    computed: tuple[tuple[str, str, str], ...] = ()
 
     def insert_sql(self, *, as_json: bool) -> str:
         """The INSERT: one row of placeholders (for execute and executemany), or, `as_json`
         (PostgreSQL), every row in one JSON parameter (see `as_json`)."""
-        meta, quote = self.model._meta, connection.ops.quote_name
-        fields = [meta.get_field(name) for name in self.fields]
-        columns = [f.column for f in fields] + [column for column, _ in self.computed]
-        computed = [by_vendor[connection.vendor] for _, by_vendor in self.computed]
-        into = f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, columns))})"
-        if not as_json:
-            return f"{into} VALUES ({', '.join(['%s'] * len(fields) + computed)})"
-        # A JSON column arrives as its text, read as JSON here.
-        is_json = [f.get_internal_type() == "JSONField" for f in fields]
-        types = [
-            "text" if j else f.db_type(connection) for f, j in zip(fields, is_json, strict=True)
-        ]
-        record = ", ".join(f"{quote(f.column)} {t}" for f, t in zip(fields, types, strict=True))
-        values = [
-            f"r.{quote(f.column)}" + ("::jsonb" if j else "")
-            for f, j in zip(fields, is_json, strict=True)
-        ]
-        return (
-            f"{into} SELECT {', '.join(values + computed)} "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
-        )
+        return _insert_sql(self.model, self.fields, self.computed, connection.vendor, as_json)
 
     def as_json(self) -> str:
         """Every row as one JSON array of objects: json.dumps does in C what psycopg did in
@@ -464,10 +444,41 @@ class _Rows:
         return json.dumps([dict(zip(columns, row, strict=True)) for row in self.rows], default=str)
 
 
+@cache  # one per table, shape and database: one job's write builds it on every request otherwise
+def _insert_sql(
+    model: type[models.Model],
+    names: tuple[str, ...],
+    computed: tuple[tuple[str, str, str], ...],
+    vendor: str,
+    as_json: bool,
+) -> str:
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [meta.get_field(name) for name in names]
+    columns = [f.column for f in fields] + [column for column, _, _ in computed]
+    values = [
+        postgresql if vendor == "postgresql" else sqlite for _, postgresql, sqlite in computed
+    ]
+    into = f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, columns))})"
+    if not as_json:
+        return f"{into} VALUES ({', '.join(['%s'] * len(fields) + values)})"
+    # A JSON column arrives as its text, read as JSON here.
+    is_json = [f.get_internal_type() == "JSONField" for f in fields]
+    types = ["text" if j else f.db_type(connection) for f, j in zip(fields, is_json, strict=True)]
+    record = ", ".join(f"{quote(f.column)} {t}" for f, t in zip(fields, types, strict=True))
+    read = [
+        f"r.{quote(f.column)}" + ("::jsonb" if j else "")
+        for f, j in zip(fields, is_json, strict=True)
+    ]
+    return (
+        f"{into} SELECT {', '.join(read + values)} "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS r({record})"
+    )
+
+
 # Each event carries the id of the transaction writing it, which orders the feed (jobs.events).
 _EVENT_COMPUTED = (
-    ("txid", {"postgresql": "pg_current_xact_id()::text::bigint", "sqlite": "0"}),
-    ("fanned_out", {"postgresql": "FALSE", "sqlite": "FALSE"}),
+    ("txid", "pg_current_xact_id()::text::bigint", "0"),
+    ("fanned_out", "FALSE", "FALSE"),
 )
 
 

@@ -430,7 +430,6 @@ def test_metrics_count_transitions_for_allowed_networks_only(client, dispatcher)
             'transition="start_progress"}' in text
         )
         assert 'outcome="JOB_STATE_CONFLICT"' in text
-        assert "django_http_requests_total_by_method_total" in text
         assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 404
 
@@ -454,12 +453,15 @@ def test_each_bulk_batch_logs_one_line_with_its_outcomes(dispatcher, caplog):
     assert {(r.transition, r.channel) for r in batches} == {("start_progress", "admin")}
 
 
-def settings_with(**variables: str) -> subprocess.CompletedProcess:
+def settings_with(setting: str = "DATABASES", **variables: str) -> subprocess.CompletedProcess:
+    """The settings module read in a process of its own with these environment variables; its
+    standard output is `setting`'s value."""
     env = {**os.environ, "DATABASE_URL": "postgres://u@db.internal:5432/jobs"}
-    env.pop("DATABASE_PREPARED_STATEMENTS", None)
+    for name in ("DATABASE_PREPARED_STATEMENTS", "METRICS_ENABLED"):
+        env.pop(name, None)
     env.update(variables)
     return subprocess.run(
-        [sys.executable, "-c", "from config import settings; print(settings.DATABASES)"],
+        [sys.executable, "-c", f"from config import settings; print(settings.{setting})"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -483,6 +485,12 @@ def test_prepared_statements_on_postgresql(value, prepares, binds_every_statemen
     options = settings_with(**variables).stdout
     assert ("'prepare_threshold': 1" in options) is prepares
     assert ("'server_side_binding': True" in options) is binds_every_statement_on_the_server
+
+
+@pytest.mark.parametrize("enabled", ["0", "1"])
+def test_requests_are_counted_for_prometheus_only_when_metrics_are_enabled(enabled):
+    middleware = settings_with("MIDDLEWARE", METRICS_ENABLED=enabled).stdout
+    assert middleware.count("django_prometheus.middleware") == (2 if enabled == "1" else 0)
 
 
 def test_an_unknown_prepared_statements_value_is_refused_at_start():

@@ -549,17 +549,21 @@ def _changes(before: tuple, job: Job) -> dict[str, Any]:
 def _update_one(request: _Request, job: Job, from_state: str, before: tuple) -> tuple[str, list]:
     """The compare-and-set UPDATE of one job, written directly: the ORM took longer to build and
     compile it than the database took to run it."""
-    meta, quote = Job._meta, connection.ops.quote_name
     changes = {"life_cycle_state": request.transition.target, **_changes(before, job)}
-    fields = [meta.get_field(name) for name in changes]
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    fields = [Job._meta.get_field(name) for name in changes]
+    values = [f.get_db_prep_save(changes[f.attname], connection) for f in fields]
+    return _update_one_sql(tuple(changes), connection.vendor), [*values, job.pk, from_state]
+
+
+@cache  # one per set of columns a transition changes: a handful
+def _update_one_sql(names: tuple[str, ...], vendor: str) -> str:
+    meta, quote = Job._meta, connection.ops.quote_name
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)
     state, pk = meta.get_field("life_cycle_state"), meta.pk
-    sql = (
+    return (
         f"UPDATE {quote(meta.db_table)} SET {assignments} "
         f"WHERE {quote(pk.column)} = %s AND {quote(state.column)} = %s"
     )
-    values = [f.get_db_prep_save(changes[f.attname], connection) for f in fields]
-    return sql, [*values, job.pk, from_state]
 
 
 def _update_many(request: _Request, done: list[tuple[Job, str, tuple]]) -> tuple[str, list]:

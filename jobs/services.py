@@ -555,7 +555,7 @@ def _update_one(request: _Request, job: Job, from_state: str, before: tuple) -> 
     return _update_one_sql(tuple(changes), connection.vendor), [*values, job.pk, from_state]
 
 
-@cache  # one per set of columns a transition changes: a handful
+@cache  # one per set of columns a transition changes (a handful) and database (its quoting)
 def _update_one_sql(names: tuple[str, ...], vendor: str) -> str:
     meta, quote = Job._meta, connection.ops.quote_name
     assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)

@@ -282,6 +282,14 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["url", "event_types", "is_active", "description"]
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors:
+            webhooks.check_endpoint(
+                WebhookEndpoint(url=cleaned["url"], event_types=cleaned["event_types"])
+            )
+        return cleaned
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):

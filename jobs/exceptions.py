@@ -2,12 +2,14 @@
 lists every code).
 
 Doors translate them: the API into the envelope, the admin into messages, the command into
-lines and exit codes. Nothing here knows about HTTP.
+lines and exit codes. `http_status` is the contract's table of codes (README), which the API's
+envelope reads; nothing else here knows about HTTP.
 """
 
 
 class JobsError(Exception):
     code = "INTERNAL_ERROR"
+    http_status = 500
 
     def __init__(self, message: str, description: str = "") -> None:
         super().__init__(message)
@@ -17,47 +19,69 @@ class JobsError(Exception):
 
 class PermissionDenied(JobsError):
     code = "PERMISSION_DENIED"
+    http_status = 403
 
 
 class MandatoryParameterMissing(JobsError):
     code = "MANDATORY_PARAMETER_MISSING"
+    http_status = 400
 
 
 class InvalidIdentifier(JobsError):
     code = "INVALID_IDENTIFIER"
+    http_status = 400
 
 
 class InvalidParameter(JobsError):
     code = "INVALID_PARAMETER"
+    http_status = 400
 
 
 class JobNotFound(JobsError):
     code = "JOB_NOT_FOUND"
+    http_status = 404
 
 
 class StatusNotFound(JobsError):
     code = "STATUS_NOT_FOUND"
+    http_status = 400
 
 
 class StatusNotAllowed(JobsError):
     code = "STATUS_NOT_ALLOWED"
+    http_status = 400
 
 
 class NoDefaultStatus(JobsError):
     code = "NO_DEFAULT_STATUS"
+    http_status = 409
 
 
 class JobStateConflict(JobsError):
     code = "JOB_STATE_CONFLICT"
+    http_status = 409
 
 
 class CancellationReasonNotFound(JobsError):
     code = "CANCELLATION_REASON_NOT_FOUND"
+    http_status = 400
 
 
 class JobTypeNotFound(JobsError):
     code = "JOB_TYPE_NOT_FOUND"
+    http_status = 400
 
 
 class EventNotFound(JobsError):
     code = "EVENT_NOT_FOUND"
+    http_status = 400
+
+
+def every_error() -> list[type[JobsError]]:
+    """Every domain error, each with its own code."""
+    found, pending = [], [JobsError]
+    while pending:
+        error = pending.pop(0)
+        found.append(error)
+        pending.extend(error.__subclasses__())
+    return found

@@ -6,6 +6,8 @@ job in memory only; `jobs.services` owns locking, saving and the transition log.
 
 from __future__ import annotations
 
+import base64
+import secrets
 import uuid
 from datetime import datetime, timedelta
 
@@ -17,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+SUBMIT_PERMISSION = "jobs.submit_job"
 START_PROGRESS_PERMISSION = "jobs.start_progress_job"
 COMPLETE_PERMISSION = "jobs.complete_job"
 CANCEL_PERMISSION = "jobs.cancel_job"
@@ -99,7 +102,7 @@ class JobCancellationReason(CatalogEntry):
 
 
 def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.ForeignKey:
-    return models.ForeignKey(
+    field = models.ForeignKey(
         JobStatus,
         null=True,
         blank=True,
@@ -108,6 +111,15 @@ def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.Fo
         verbose_name=verbose_name,
         help_text=f"An allowed status in the {state.label} state.",
     )
+    # The state a status must be in to be this default: JobType.clean reads it, and each
+    # transition's declaration (jobs.transitions) is checked against it.
+    field.entered_state = state
+    return field
+
+
+def default_status_fields(model: type[models.Model]) -> list[models.ForeignKey]:
+    """The fields of a job type that hold a default status, each with its `entered_state`."""
+    return [f for f in model._meta.get_fields() if hasattr(f, "entered_state")]
 
 
 class JobType(CatalogEntry):
@@ -115,6 +127,9 @@ class JobType(CatalogEntry):
         max_length=40, choices=FulfillmentScope.choices, default=FulfillmentScope.GENERIC_PURPOSE
     )
     allowed_statuses = models.ManyToManyField(JobStatus, related_name="allowed_for_types")
+    default_submit_status = _default_status_field(
+        "default status on submit", LifeCycleState.PENDING
+    )
     default_start_status = _default_status_field(
         "default status on start progress", LifeCycleState.IN_PROGRESS
     )
@@ -160,26 +175,21 @@ class JobType(CatalogEntry):
         }
         if needs_days and self.expiration_days is None:
             raise ValidationError({"expiration_days": "Required by this expiration setting."})
-        # Each transition names the type field that holds its default status: the status must be
-        # in the transition's target state and allowed for the type.
-        from jobs.transitions import TRANSITIONS
-
-        # Whether it is allowed depends on the many-to-many, which a form saves after this runs:
-        # a form sets `allowed_statuses_to_save` to what it is about to save.
+        # Whether a default is allowed depends on the many-to-many, which a form saves after this
+        # runs: a form sets `allowed_statuses_to_save` to what it is about to save.
         allowed = getattr(self, "allowed_statuses_to_save", None)
         if allowed is None and self.pk is not None:
             allowed = self.allowed_statuses.all()
         errors = {}
-        for declared in TRANSITIONS.values():
-            field = declared.default_status_field
-            status = getattr(self, field)
-            label = self._meta.get_field(field).verbose_name
+        for field in default_status_fields(JobType):
+            status = getattr(self, field.name)
             if status is None:
                 continue
-            if status.life_cycle_state != declared.target:
-                errors[field] = f"The {label} must be {LifeCycleState(declared.target).label}."
+            if status.life_cycle_state != field.entered_state:
+                state = LifeCycleState(field.entered_state).label
+                errors[field.name] = f"The {field.verbose_name} must be {state}."
             elif allowed is not None and status not in allowed:
-                errors[field] = f"The {label} must be an allowed status."
+                errors[field.name] = f"The {field.verbose_name} must be an allowed status."
         if errors:
             raise ValidationError(errors)
 
@@ -236,6 +246,7 @@ class Job(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering = ["-created_date", "-id"]
         permissions = [
+            ("submit_job", "Can submit draft jobs"),
             ("start_progress_job", "Can start progress on jobs"),
             ("complete_job", "Can complete jobs"),
             ("cancel_job", "Can cancel jobs"),
@@ -295,8 +306,14 @@ class Job(ConcurrentTransitionMixin, models.Model):
         self.updated_by_user = by
         self.updated_date = at
 
-    @transition(field=life_cycle_state, source=LifeCycleState.DRAFT, target=LifeCycleState.PENDING)
+    @transition(
+        field=life_cycle_state,
+        source=LifeCycleState.DRAFT,
+        target=LifeCycleState.PENDING,
+        permission=SUBMIT_PERMISSION,
+    )
     def submit(self, *, status: JobStatus, by, at: datetime) -> None:
+        """Hand a draft over for work. `status` is already resolved, as for every transition."""
         self._enter(status, by, at, LifeCycleState.PENDING)
 
     @transition(
@@ -429,9 +446,6 @@ class Event(models.Model):
 
 def new_webhook_secret() -> str:
     """A Standard Webhooks secret: whsec_ and 32 random bytes in base64."""
-    import base64
-    import secrets
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -455,11 +469,6 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types
-
-    def clean(self) -> None:
-        from jobs.webhooks import check_endpoint
-
-        check_endpoint(self)
 
 
 class DeliveryState(models.TextChoices):

@@ -7,34 +7,22 @@ from typing import Any
 
 from django.db.models import Count, Model, Q, QuerySet
 
-from jobs.exceptions import (
-    CancellationReasonNotFound,
-    InvalidIdentifier,
-    JobsError,
-    JobTypeNotFound,
-    StatusNotFound,
-)
+from jobs.exceptions import InvalidIdentifier, JobsError, JobTypeNotFound
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
-from jobs.models import Job, JobCancellationReason, JobStatus, JobType
+from jobs.models import Job, JobStatus, JobType
 from jobs.transitions import TRANSITIONS
 
-NOT_FOUND: dict[type[Model], type[JobsError]] = {
-    JobStatus: StatusNotFound,
-    JobType: JobTypeNotFound,
-    JobCancellationReason: CancellationReasonNotFound,
-}
 
-
-def catalog_entry_named(model: type[Model], value: str) -> Any:
+def catalog_entry_named(model: type[Model], value: str, *, not_found: type[JobsError]) -> Any:
     """The one status, type or reason whose id, name or alternative code is `value`, as an
-    operator types it on the command line."""
+    operator types it on the command line; `not_found` is raised when none is."""
     matches = Q(name=value) | Q(alternative_code=value)
     if value.isdigit():
         matches |= Q(pk=int(value))
     found = list(model.objects.filter(matches)[:2])
     noun = model._meta.verbose_name
     if not found:
-        raise NOT_FOUND[model](
+        raise not_found(
             f"no {noun} has the id, name or code {value!r}", f"Name an existing {noun}."
         )
     if len(found) > 1:
@@ -72,10 +60,6 @@ def statuses_allowed_for_every_type(jobs: QuerySet[Job], state: str) -> list[Job
     )
 
 
-# Which type field holds the default status for entering each state.
-DEFAULT_STATUS_FIELD = {t.target: t.default_status_field for t in TRANSITIONS.values()}
-
-
 @dataclass(frozen=True, slots=True)
 class TypeStatus:
     """A status a job type allows: `id` is the pairing's, `default` whether the type enters it by
@@ -91,10 +75,10 @@ def statuses_of_type(job_type: JobType, state: str | None = None) -> list[TypeSt
     entries = JobType.allowed_statuses.through.objects.filter(jobtype=job_type)
     if state is not None:
         entries = entries.filter(jobstatus__life_cycle_state=state)
+    # A status is a default when some transition into its state enters it by default.
+    defaults = {getattr(job_type, f"{t.default_status_field}_id") for t in TRANSITIONS.values()}
     found = []
     for entry in entries.select_related("jobstatus").order_by("jobstatus__name"):
         status = entry.jobstatus
-        field = DEFAULT_STATUS_FIELD.get(status.life_cycle_state)
-        default = field is not None and getattr(job_type, f"{field}_id") == status.pk
-        found.append(TypeStatus(entry.pk, status, default))
+        found.append(TypeStatus(entry.pk, status, status.pk in defaults))
     return found

@@ -17,10 +17,10 @@ from functools import cached_property
 from typing import Any
 
 from django.db import models
-from django_fsm import FSMMeta, can_proceed
+from django_fsm import Transition, can_proceed
 
 from jobs.exceptions import CancellationReasonNotFound, JobsError
-from jobs.models import Job, JobCancellationReason, LifeCycleState
+from jobs.models import Job, JobCancellationReason, JobType, LifeCycleState
 
 
 @dataclass(frozen=True)
@@ -61,22 +61,29 @@ class JobTransition:
     parameters: tuple[ExtraParameter, ...] = ()
 
     @cached_property
-    def _meta(self) -> FSMMeta:
-        return getattr(Job, self.name)._django_fsm
+    def _declared_on_model(self) -> list[Transition]:
+        """django-fsm's record of the model's `@transition`: one entry per source state."""
+        state = Job._meta.get_field("life_cycle_state")
+        return [t for t in state.get_all_transitions(Job) if t.name == self.name]
 
     @cached_property
     def sources(self) -> tuple[str, ...]:
-        return tuple(self._meta.transitions)
+        return tuple(t.source for t in self._declared_on_model)
 
     @cached_property
     def target(self) -> str:
-        (target,) = {t.target for t in self._meta.transitions.values()}
+        (target,) = {t.target for t in self._declared_on_model}
         return target
 
     @cached_property
     def permission(self) -> str:
-        (permission,) = {t.permission for t in self._meta.transitions.values()}
+        (permission,) = {t.permission for t in self._declared_on_model}
         return permission
+
+    @cached_property
+    def default_status_label(self) -> str:
+        """ "default status on start progress": how the type's form names the default."""
+        return JobType._meta.get_field(self.default_status_field).verbose_name
 
     @cached_property
     def assigns(self) -> frozenset[str]:
@@ -112,6 +119,15 @@ def _either(words: list[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
+SUBMIT = JobTransition(
+    name="submit",
+    label="Submit",
+    verb="submit",
+    action="submit",
+    past="submitted",
+    default_status_field="default_submit_status",
+    event="job.submitted",
+)
 START_PROGRESS = JobTransition(
     name="start_progress",
     label="Start progress",
@@ -141,7 +157,9 @@ CANCEL = JobTransition(
     parameters=(CANCELLATION_REASON,),
 )
 
-TRANSITIONS: dict[str, JobTransition] = {t.name: t for t in (START_PROGRESS, COMPLETE, CANCEL)}
+TRANSITIONS: dict[str, JobTransition] = {
+    t.name: t for t in (SUBMIT, START_PROGRESS, COMPLETE, CANCEL)
+}
 
 
 def get_transition(transition: str | JobTransition) -> JobTransition:

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from jobs.events import EVENT_TYPES
 from jobs.metrics import WEBHOOK_DELIVERIES
 from jobs.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 
@@ -70,9 +71,7 @@ def check_url(url: str) -> None:
 
 
 def check_endpoint(endpoint: WebhookEndpoint) -> None:
-    """Model validation: the URL is callable and the event types exist."""
-    from jobs.events import EVENT_TYPES
-
+    """The admin form's validation: the URL is callable and the event types exist."""
     try:
         check_url(endpoint.url)
     except Refused as refused:

@@ -5,11 +5,11 @@ from tests.factories import UserFactory
 
 @pytest.fixture
 def dispatcher(db):
-    """May view jobs and run every transition: start, complete, cancel."""
+    """May view jobs and run every transition: submit, start, complete, cancel."""
     return UserFactory(
         username="dispatcher",
         is_staff=True,
-        permissions=["view_job", "start_progress_job", "complete_job", "cancel_job"],
+        permissions=["view_job", "submit_job", "start_progress_job", "complete_job", "cancel_job"],
     )
 
 

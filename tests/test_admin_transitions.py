@@ -57,7 +57,12 @@ def test_each_action_is_offered_to_the_users_with_its_permission(dispatcher, tec
         form = logged_in(user).get(CHANGELIST).context["action_form"]
         return {name for name, _ in form.fields["action"].choices if name.endswith("_action")}
 
-    assert offered(dispatcher) == {"start_progress_action", "complete_action", "cancel_action"}
+    assert offered(dispatcher) == {
+        "submit_action",
+        "start_progress_action",
+        "complete_action",
+        "cancel_action",
+    }
     assert offered(technician) == {"start_progress_action", "complete_action"}
 
 
@@ -145,7 +150,7 @@ def test_the_job_page_has_a_button_for_each_transition_its_state_allows(dispatch
     client = logged_in(dispatcher)
     assert button_ids(client, JobFactory()) == {"start_progress", "cancel"}
     assert button_ids(client, JobFactory(life_cycle_state="IN_PROGRESS")) == {"complete", "cancel"}
-    assert button_ids(client, JobFactory(life_cycle_state="DRAFT")) == {"cancel"}
+    assert button_ids(client, JobFactory(life_cycle_state="DRAFT")) == {"submit", "cancel"}
     assert button_ids(client, JobFactory(life_cycle_state="COMPLETED")) == set()
 
 

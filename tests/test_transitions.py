@@ -13,9 +13,9 @@ from jobs.exceptions import (
     PermissionDenied,
     StatusNotAllowed,
 )
-from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
+from jobs.models import Channel, Job, JobTransitionLog, JobType, LifeCycleState
 from jobs.services import job_bulk_transition, job_transition
-from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
+from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, SUBMIT, TRANSITIONS
 from tests.factories import (
     AssignmentFactory,
     JobCancellationReasonFactory,
@@ -62,15 +62,23 @@ def run(declared, job, user, **kwargs) -> Job:
 
 
 def test_each_declaration_reads_its_states_and_permission_from_the_model():
+    assert (SUBMIT.sources, SUBMIT.target) == (("DRAFT",), "PENDING")
     assert (START_PROGRESS.sources, START_PROGRESS.target) == (("PENDING",), "IN_PROGRESS")
     assert (COMPLETE.sources, COMPLETE.target) == (("IN_PROGRESS",), "COMPLETED")
     assert set(CANCEL.sources) == {"DRAFT", "PENDING", "IN_PROGRESS"}
     assert CANCEL.target == "CANCELLED"
     assert [t.permission for t in TRANSITIONS.values()] == [
+        "jobs.submit_job",
         "jobs.start_progress_job",
         "jobs.complete_job",
         "jobs.cancel_job",
     ]
+
+
+@every_transition
+def test_each_default_status_field_holds_statuses_of_its_transitions_target(declared):
+    field = JobType._meta.get_field(declared.default_status_field)
+    assert field.entered_state == declared.target
 
 
 @every_transition

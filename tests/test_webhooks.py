@@ -225,7 +225,7 @@ def test_with_debug_off_urls_that_are_not_http_or_point_inside_the_network_are_r
 ):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     with pytest.raises(ValidationError):
-        WebhookEndpoint(url=url).clean()
+        webhooks.check_endpoint(WebhookEndpoint(url=url))
 
 
 def test_an_address_refused_at_delivery_time_is_a_recorded_failure_without_a_request(
@@ -242,7 +242,9 @@ def test_an_address_refused_at_delivery_time_is_a_recorded_failure_without_a_req
 
 def test_unknown_event_types_are_refused():
     with pytest.raises(ValidationError):
-        WebhookEndpoint(url="https://example.com/", event_types=["job.exploded"]).clean()
+        webhooks.check_endpoint(
+            WebhookEndpoint(url="https://example.com/", event_types=["job.exploded"])
+        )
 
 
 # --- the admin ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.api.schema import NON_EMPTY_TEXT, TextField
+from jobs.events import EVENT_TYPES
 from jobs.exceptions import InvalidParameter
 from jobs.identifiers import (
     CATALOG_IDENTIFIER_FIELDS,
@@ -361,10 +362,10 @@ class EventSerializer(serializers.Serializer):
     """One event of GET events (ours)."""
 
     id = serializers.CharField(help_text="evt_…: unique, the same on every delivery")
-    type = serializers.ChoiceField(choices=["job.started", "job.completed", "job.cancelled"])
+    type = serializers.ChoiceField(choices=EVENT_TYPES)
     timestamp = serializers.DateTimeField(help_text="when the transition's batch ran, UTC")
     data = serializers.JSONField(
         help_text="job {id, number, type {id, alternative_code}}, from_state, to_state, "
         "from_status and to_status {id, name, alternative_code}, user {id, username}, channel, "
-        "and for job.cancelled cancellation_reason"
+        "and each extra parameter the transition takes (job.cancelled: cancellation_reason)"
     )

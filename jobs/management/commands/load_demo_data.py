@@ -43,7 +43,7 @@ VIEWER_PERMISSIONS = [
     "view_jobtransitionlog",
 ]
 TECHNICIAN_PERMISSIONS = [*VIEWER_PERMISSIONS, "start_progress_job", "complete_job"]
-DISPATCHER_PERMISSIONS = [*TECHNICIAN_PERMISSIONS, "cancel_job"]
+DISPATCHER_PERMISSIONS = [*TECHNICIAN_PERMISSIONS, "submit_job", "cancel_job"]
 GROUPS = {
     # group: (its permissions, its demo user)
     "Dispatchers": (DISPATCHER_PERMISSIONS, "dispatcher"),

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, models
 from tqdm import tqdm
 
-from jobs.exceptions import JobsError, PermissionDenied
+from jobs.exceptions import JobsError, JobTypeNotFound, PermissionDenied, StatusNotFound
 from jobs.models import Channel, Job, JobStatus, JobType
 from jobs.selectors import catalog_entry_named
 from jobs.services import Outcome, job_bulk_transition
@@ -32,10 +32,10 @@ class Progress:
     """A progress bar (tqdm), drawn only when the output is a terminal; the job lines are
     written above it."""
 
-    def __init__(self, out: OutputWrapper, total: int | None, enabled: bool) -> None:
+    def __init__(self, terminal: TextIO, total: int | None, enabled: bool) -> None:
         self.bar = tqdm(
             total=total,
-            file=out._out,
+            file=terminal,
             disable=not (enabled and total),
             unit="job",
             dynamic_ncols=True,
@@ -56,8 +56,8 @@ class Progress:
 
 class Command(BaseCommand):
     help = (
-        "Run a transition (start_progress, complete or cancel) on jobs named by number, or on "
-        "every job whose state allows it (--eligible)."
+        f"Run a transition ({', '.join(TRANSITIONS)}) on jobs named by number, or on every job "
+        "whose state allows it (--eligible)."
     )
     # Set by a command that serves one transition (start_job_progress); else an argument.
     transition: JobTransition | None = None
@@ -114,17 +114,23 @@ class Command(BaseCommand):
         found = {p.name: p for t in transitions for p in t.parameters}
         return list(found.values())
 
+    def execute(self, *args: Any, **options: Any) -> Any:
+        # The progress bar draws on the stream itself: the command's own wrapper ends every write
+        # with a new line.
+        self.terminal = options.get("stdout") or sys.stdout
+        return super().execute(*args, **options)
+
     def handle(self, *args: Any, **options: Any) -> None:
         declared = self.transition or TRANSITIONS[options["transition"]]
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1", returncode=BAD_ARGUMENTS)
         jobs = self.select_jobs(declared, options)
         user = self.find_user(options["user"])
-        status = find_by_identifier(JobStatus, options["status"], "--status")
+        status = find_by_identifier(JobStatus, options["status"], "--status", StatusNotFound)
         parameters = self.parameter_values(declared, options)
         interactive = self.stdout.isatty() and options["format"] == "text"
         total = (len(jobs) if isinstance(jobs, list) else jobs.count()) if interactive else None
-        progress = Progress(self.stdout, total, enabled=interactive)
+        progress = Progress(self.terminal, total, enabled=interactive)
 
         report = Report(self, declared, options["format"], options["dry_run"], progress)
         try:
@@ -163,7 +169,9 @@ class Command(BaseCommand):
                     f"{parameter.option} does not go with {declared.name}",
                     returncode=BAD_ARGUMENTS,
                 )
-            values[parameter.name] = find_by_identifier(parameter.model, value, parameter.option)
+            values[parameter.name] = find_by_identifier(
+                parameter.model, value, parameter.option, parameter.not_found
+            )
         return values
 
     def select_jobs(
@@ -186,11 +194,13 @@ class Command(BaseCommand):
             return numbers
         jobs = Job.objects.filter(life_cycle_state__in=declared.sources)
         if options["type"]:
-            jobs = jobs.filter(type=find_by_identifier(JobType, options["type"], "--type"))
+            job_type = find_by_identifier(JobType, options["type"], "--type", JobTypeNotFound)
+            jobs = jobs.filter(type=job_type)
         if options["status_from"]:
-            jobs = jobs.filter(
-                status=find_by_identifier(JobStatus, options["status_from"], "--status-from")
+            status = find_by_identifier(
+                JobStatus, options["status_from"], "--status-from", StatusNotFound
             )
+            jobs = jobs.filter(status=status)
         return jobs
 
     def find_user(self, username: str | None) -> Any:
@@ -206,12 +216,14 @@ class Command(BaseCommand):
         return user
 
 
-def find_by_identifier(model: type[models.Model], value: str | None, option: str) -> Any:
+def find_by_identifier(
+    model: type[models.Model], value: str | None, option: str, not_found: type[JobsError]
+) -> Any:
     """The one row whose id, name or alternative code is `value` (None when no value)."""
     if value is None:
         return None
     try:
-        return catalog_entry_named(model, value)
+        return catalog_entry_named(model, value, not_found=not_found)
     except JobsError as refusal:
         raise CommandError(f"{option}: {refusal.message}", returncode=BAD_ARGUMENTS) from None
 

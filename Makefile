@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve worker demo demo-reset test lint format bench bench-large load graph clean
+.PHONY: install run serve worker demo demo-reset test test-next lint format bench bench-large load graph clean
 
 install: $(STAMP)
 
@@ -45,6 +45,16 @@ serve: install
 test: install
 	$(PY) -m pytest
 
+# The suite again on Python 3.12 with the newest Django 6 the dependencies accept (CI runs both).
+NEXT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
+NEXT_VENV ?= .venv-next
+test-next:
+	test -x $(NEXT_VENV)/bin/python || $(NEXT_PYTHON) -m venv $(NEXT_VENV)
+	$(NEXT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NEXT_VENV)/bin/python -m pip install --quiet -e ".[dev]" "Django>=6,<7"
+	$(NEXT_VENV)/bin/python -c "import django; print('Django', django.get_version())"
+	$(NEXT_VENV)/bin/python -m pytest
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -74,4 +84,4 @@ graph: install
 	rm -f docs/life_cycle
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache staticfiles .broker
+	rm -rf $(VENV) $(NEXT_VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache staticfiles .broker

@@ -36,14 +36,15 @@ def plain_start_progress(request):
     from jobs.api.serializers import job_answer, parse_fields_set
     from jobs.identifiers import JOB_IDENTIFIER_FIELDS, parse_identifier
     from jobs.models import Channel
-    from jobs.services import start_progress
+    from jobs.services import job_transition
 
     auth = CrmTokenAuthentication()
     token = auth.get_validated_token(auth.get_raw_token(auth.get_header(request)))
     user = auth.get_user(token)
     body = json.loads(request.body)
     answer = job_answer(parse_fields_set(body.get("fields_set")))
-    job = start_progress(
+    job = job_transition(
+        transition="start_progress",
         job=parse_identifier(
             body["job_identifier"], fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier"
         ),

@@ -123,24 +123,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-# Prepared statements on PostgreSQL (docs/deploy.md): "requests" (the default) prepares the few
-# statements every request runs (jobs.compiled.preparing_cursor), "all" every statement (parameters
-# then bound by the server, at most 65,535 per statement), "none" nothing, for PgBouncer in
-# transaction mode before 1.21. 0 and 1 are the older spellings of none and all.
-_prepared = os.environ.get("DATABASE_PREPARED_STATEMENTS", "requests").strip().lower()
-DATABASE_PREPARED_STATEMENTS = {"0": "none", "1": "all"}.get(_prepared, _prepared)
-if DATABASE_PREPARED_STATEMENTS not in ("none", "requests", "all"):
+# Prepared statements on PostgreSQL (docs/deploy.md): "all" binds every statement's parameters on
+# the server (Django's documented `server_side_binding`), and psycopg prepares each on its second
+# run (`prepare_threshold`); "none" binds on the client and prepares nothing, for PgBouncer in
+# transaction mode before 1.21. 0 and 1 are the older spellings; "requests", an older default, is
+# now "all".
+_prepared = os.environ.get("DATABASE_PREPARED_STATEMENTS", "all").strip().lower()
+DATABASE_PREPARED_STATEMENTS = {"0": "none", "1": "all", "requests": "all"}.get(
+    _prepared, _prepared
+)
+if DATABASE_PREPARED_STATEMENTS not in ("none", "all"):
     raise ImproperlyConfigured(
-        "DATABASE_PREPARED_STATEMENTS must be requests, all or none, "
-        f"not {DATABASE_PREPARED_STATEMENTS!r}"
+        f"DATABASE_PREPARED_STATEMENTS must be all or none, not {DATABASE_PREPARED_STATEMENTS!r}"
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    if DATABASE_PREPARED_STATEMENTS != "none":
-        # psycopg prepares a statement on its second run, on cursors that bind on the server:
-        # Django's own cursors bind on the client, unless DATABASE_PREPARED_STATEMENTS=all.
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
-    if DATABASE_PREPARED_STATEMENTS == "all":
-        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+if (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    and DATABASE_PREPARED_STATEMENTS == "all"
+):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=1
+    )
 
 # Prometheus counts queries and their errors by wrapping the database backend.
 if METRICS_ENABLED:

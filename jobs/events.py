@@ -43,14 +43,16 @@ class Cursor:
     @classmethod
     def parse(cls, raw: str) -> Cursor:
         match = _CURSOR.match(raw)
-        if not match or not all(int(part) <= MAX_ID for part in match.groups()):
+        if not match:
             raise InvalidParameter(
                 "after is not a cursor this feed gave out.",
                 "Send the paging.after of a previous answer, or leave after out to start from "
                 "the oldest event.",
             )
         cursor = cls(int(match.group(1)), int(match.group(2)))
-        if not Event.objects.filter(pk=cursor.id, txid=cursor.txid).exists():
+        # Past the columns' range a cursor is well formed but names nothing (as an id in a path).
+        beyond = cursor.txid > MAX_ID or cursor.id > MAX_ID
+        if beyond or not Event.objects.filter(pk=cursor.id, txid=cursor.txid).exists():
             raise EventNotFound(
                 "after names no event of this feed.",
                 "Send the paging.after of a previous answer, or leave after out to start from "

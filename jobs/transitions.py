@@ -5,9 +5,11 @@ target state and the permission are read from it, never restated. A declaration 
 doors and the service need beyond that: which type field holds the default status, the extra
 parameters the transition takes, the event it announces, and the words people read.
 
-Adding a transition: write the `@transition` method on `Job`, declare it in `TRANSITIONS` below,
-write its tests. The service, the API actions, the admin actions and buttons and the command all
-read this table.
+Adding a transition: write the `@transition` method on `Job` (with its `permission=`), add the
+permission to `Job.Meta` and the type's default-status field, declare it in `TRANSITIONS` below,
+and make the migration. The service, the API actions and OpenAPI document, the admin actions,
+buttons and confirmation pages, the command, the statuses look-up and the events all read this
+table; the per-transition tests pick it up too.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from typing import Any
 from django.db import models
 from django_fsm import Transition, can_proceed
 
-from jobs.exceptions import CancellationReasonNotFound, JobsError
-from jobs.models import Job, JobCancellationReason, JobType, LifeCycleState
+from jobs.exceptions import CancellationReasonNotFound, JobsError, StatusNotFound
+from jobs.models import Job, JobCancellationReason, JobStatus, LifeCycleState
 
 
 @dataclass(frozen=True)
-class ExtraParameter:
-    """A catalog entry a transition records besides the status (cancel's reason): asked for by
-    identifier, else the type's default, else null. It is written to the job's and the log's
-    column of the same name."""
+class Choice:
+    """A catalog entry a transition records, chosen for each job: the one asked for by
+    identifier, else the job type's default. Every transition chooses a status (which must be in
+    its target state, allowed for the type, and has no fallback); some take extra parameters
+    (cancel's reason), which fall back to null. Each is written to the job's and the log's column
+    of its name."""
 
     name: str  # the model method's keyword, and the Job and log column
     model: type[models.Model]
@@ -36,9 +40,14 @@ class ExtraParameter:
     option: str  # the command's option
     label: str  # what a person reads
     not_found: type[JobsError]
+    state: str | None = None  # the life cycle state an entry must be in, and allowed for the type
+    required: bool = False  # whether a job whose type has no default is refused
 
 
-CANCELLATION_REASON = ExtraParameter(
+# Kept as the name of a transition's extra parameters, which are choices like the status.
+ExtraParameter = Choice
+
+CANCELLATION_REASON = Choice(
     name="cancellation_reason",
     model=JobCancellationReason,
     type_default_field="default_cancellation_reason",
@@ -58,7 +67,7 @@ class JobTransition:
     past: str  # "started": "3 jobs started", "Started 3, skipped 1."
     default_status_field: str  # the JobType field holding the status to enter by default
     event: str  # the event type announced to other systems
-    parameters: tuple[ExtraParameter, ...] = ()
+    parameters: tuple[Choice, ...] = ()
 
     @cached_property
     def _declared_on_model(self) -> list[Transition]:
@@ -81,21 +90,29 @@ class JobTransition:
         return permission
 
     @cached_property
-    def default_status_label(self) -> str:
-        """ "default status on start progress": how the type's form names the default."""
-        return JobType._meta.get_field(self.default_status_field).verbose_name
+    def status(self) -> Choice:
+        return Choice(
+            name="status",
+            model=JobStatus,
+            type_default_field=self.default_status_field,
+            api_name="status_identifier",
+            option="--status",
+            label="Status",
+            not_found=StatusNotFound,
+            state=self.target,
+            required=True,
+        )
 
     @cached_property
-    def assigns(self) -> frozenset[str]:
-        """The job's relations the transition assigns from its arguments (the status and the user,
-        see Job._enter, and each extra parameter): the moved job needs none of them read."""
-        return frozenset({"status", "updated_by_user", *(p.name for p in self.parameters)})
+    def choices(self) -> tuple[Choice, ...]:
+        """The status, then the extra parameters: what the service resolves for each job."""
+        return (self.status, *self.parameters)
 
     @cached_property
     def type_defaults(self) -> tuple[str, ...]:
         """The JobType relations holding this transition's defaults: its status and each extra
         parameter's entry."""
-        return (self.default_status_field, *(p.type_default_field for p in self.parameters))
+        return tuple(choice.type_default_field for choice in self.choices)
 
     def allows(self, job: Job) -> bool:
         """Whether the job's current state lets this transition run (django-fsm decides)."""

@@ -28,9 +28,12 @@ def code_of(response) -> tuple[int, str]:
 
 ON_POSTGRESQL = settings.DATABASES["default"]["ENGINE"].endswith(".postgresql")
 
-# Writing moved jobs, one or a batch: the compare-and-set UPDATE, the log rows and the events,
-# which PostgreSQL takes as one statement.
+# Writing one moved job: the compare-and-set UPDATE, the log row and the event, which PostgreSQL
+# takes as one statement.
 WRITES = 1 if ON_POSTGRESQL else 3
+# Writing a batch: the compare-and-set UPDATE (the ORM's), then the log rows and the events, which
+# PostgreSQL takes as one statement.
+BATCH_WRITES = 2 if ON_POSTGRESQL else 3
 
 requires_postgresql = pytest.mark.skipif(
     not ON_POSTGRESQL,

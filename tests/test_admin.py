@@ -14,7 +14,7 @@ from tests.factories import (
     bulk_pending_jobs,
     status_of,
 )
-from tests.helpers import WRITES, count_queries
+from tests.helpers import BATCH_WRITES, count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -212,7 +212,7 @@ def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
     one_batch, four_batches = queries_for(250, "A"), queries_for(1000, "B")
 
     # the next ids, then the read (confirmation) or the lock and the writes (run)
-    per_batch = 2 if step == "confirmation" else 2 + WRITES
+    per_batch = 2 if step == "confirmation" else 2 + BATCH_WRITES
     assert four_batches - one_batch == 3 * per_batch
 
 
@@ -352,10 +352,11 @@ def test_an_edit_racing_a_start_saves_nothing_and_says_so(as_admin, monkeypatch)
 
 
 def test_the_transition_history_is_on_the_job_page_newest_first(as_admin, dispatcher):
-    from jobs.services import start_progress
+    from jobs.services import job_transition
+    from jobs.transitions import START_PROGRESS
 
     job = JobFactory()
-    start_progress(job=job, user=dispatcher, channel="command")
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel="command")
     inline = as_admin.get(change_url(job)).context["inline_admin_formsets"][1]
     rows = list(inline.formset.queryset)
     assert [(r.from_state, r.to_state, r.channel) for r in rows] == [

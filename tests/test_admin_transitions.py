@@ -14,7 +14,7 @@ from tests.factories import (
     JobTypeFactory,
     bulk_pending_jobs,
 )
-from tests.helpers import WRITES, count_queries
+from tests.helpers import BATCH_WRITES, count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -140,7 +140,7 @@ def test_a_run_takes_a_fixed_number_of_queries_per_batch_whatever_the_transition
         return len(queries)
 
     # per batch: the next ids, the lock, then the writes
-    assert queries_for(1000, "B") - queries_for(250, "A") == 3 * (2 + WRITES)
+    assert queries_for(1000, "B") - queries_for(250, "A") == 3 * (2 + BATCH_WRITES)
 
 
 # --- the buttons ---------------------------------------------------------------------------

@@ -1,10 +1,8 @@
 """jobs.backends: Django's model permissions, a user's own and their groups' read together."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from jobs.backends import with_permissions
 from tests.factories import GroupFactory, UserFactory
 from tests.helpers import count_queries
 
@@ -39,20 +37,3 @@ def test_a_superuser_has_every_permission_and_an_inactive_user_none():
     assert len(superuser.get_all_permissions()) == Permission.objects.count()
     assert not inactive.has_perm("jobs.view_job")
     assert inactive.get_all_permissions() == set()
-
-
-def test_a_user_loaded_with_permissions_is_checked_without_a_query():
-    group = GroupFactory(name="dispatch")
-    group.permissions.add(jobs_permission("cancel_job"))
-    user = UserFactory(permissions=["view_job"])
-    user.groups.add(group)
-    UserFactory(username="other", permissions=["complete_job"])
-
-    loaded = with_permissions(get_user_model().objects.filter(pk=user.pk)).get()
-    with count_queries() as queries:
-        assert loaded.get_all_permissions() == {"jobs.view_job", "jobs.cancel_job"}
-    assert len(queries) == 0
-
-    powerless = UserFactory()
-    loaded = with_permissions(get_user_model().objects.filter(pk=powerless.pk)).get()
-    assert loaded.get_all_permissions() == set()

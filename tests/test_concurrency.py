@@ -10,7 +10,8 @@ from django.db import connection
 
 from jobs.exceptions import JobsError
 from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
-from jobs.services import bulk_start_progress, job_bulk_transition, job_transition, start_progress
+from jobs.services import job_bulk_transition, job_transition
+from jobs.transitions import START_PROGRESS
 from tests.factories import JobFactory, JobTypeFactory, UserFactory, bulk_pending_jobs
 from tests.helpers import requires_postgresql
 
@@ -45,7 +46,12 @@ def test_twenty_simultaneous_starts_of_one_job_give_one_success_and_nineteen_con
 
     results = run_at_once(
         20,
-        lambda _: start_progress(job={"number": job.number}, user=dispatcher, channel=Channel.API),
+        lambda _: job_transition(
+            transition=START_PROGRESS,
+            job={"number": job.number},
+            user=dispatcher,
+            channel=Channel.API,
+        ),
     )
 
     outcomes = Counter(r.code if isinstance(r, JobsError) else type(r).__name__ for r in results)
@@ -64,7 +70,8 @@ def test_two_bulk_runs_over_the_same_500_jobs_start_each_exactly_once():
 
     summaries = run_at_once(
         2,
-        lambda i: bulk_start_progress(
+        lambda i: job_bulk_transition(
+            transition=START_PROGRESS,
             # one run walks the list forwards, the other backwards: the worst case for locks
             jobs=numbers if i == 0 else numbers[::-1],
             user=dispatcher,
@@ -74,7 +81,7 @@ def test_two_bulk_runs_over_the_same_500_jobs_start_each_exactly_once():
     )
 
     assert all(not isinstance(s, Exception) for s in summaries), summaries
-    assert sum(s.started for s in summaries) == 500
+    assert sum(s.done for s in summaries) == 500
     assert all(o.code == "JOB_STATE_CONFLICT" for s in summaries for o in s.skipped)
     assert Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).count() == 500
     per_job = Counter(JobTransitionLog.objects.values_list("job_id", flat=True))

@@ -157,6 +157,7 @@ def test_the_feed_filters_by_type(as_dispatcher, dispatcher):
         ({"after": "yesterday"}, (400, "INVALID_PARAMETER")),
         ({"after": "1_99999999999999999999"}, (400, "INVALID_PARAMETER")),
         ({"after": "0_987654"}, (400, "EVENT_NOT_FOUND")),  # from the future
+        ({"after": "0_9300000000000000000"}, (400, "EVENT_NOT_FOUND")),  # past the id column
         ({"number_of_results": "0"}, (400, "INVALID_PARAMETER")),
         ({"number_of_results": "501"}, (400, "INVALID_PARAMETER")),
     ],

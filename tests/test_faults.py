@@ -7,9 +7,10 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+from django.db.models import Count
 from rest_framework_simplejwt.tokens import SlidingToken
 
-from jobs.models import Job, JobTransitionLog, LifeCycleState
+from jobs.models import Job, LifeCycleState
 from tests.factories import JobFactory, UserFactory
 from tests.helpers import by_identifier_url
 
@@ -35,9 +36,12 @@ def whole_or_untouched(job: Job, wait: float = 5.0) -> str:
     """Wait for the server to settle the job; fail on any half-applied state."""
     deadline = time.monotonic() + wait
     while True:
-        job.refresh_from_db()
-        logs = JobTransitionLog.objects.filter(job=job).count()
-        state = job.life_cycle_state
+        # One statement, so the state and the log rows are read from the same snapshot.
+        ((state, logs),) = (
+            Job.objects.filter(pk=job.pk)
+            .annotate(logs=Count("transitions"))
+            .values_list("life_cycle_state", "logs")
+        )
         # a start and its log row are one transaction: never one without the other
         assert (state, logs) in {(LifeCycleState.PENDING, 0), (LifeCycleState.IN_PROGRESS, 1)}
         if state == LifeCycleState.IN_PROGRESS or time.monotonic() > deadline:

@@ -472,8 +472,8 @@ def settings_with(setting: str = "DATABASES", **variables: str) -> subprocess.Co
 @pytest.mark.parametrize(
     ("value", "prepares", "binds_every_statement_on_the_server"),
     [
-        (None, True, False),  # the statements every request runs
-        ("requests", True, False),
+        (None, True, True),  # every statement, through Django's documented server-side binding
+        ("requests", True, True),  # an older default's name
         ("all", True, True),
         ("1", True, True),
         ("none", False, False),
@@ -496,4 +496,4 @@ def test_requests_are_counted_for_prometheus_only_when_metrics_are_enabled(enabl
 def test_an_unknown_prepared_statements_value_is_refused_at_start():
     started = settings_with(DATABASE_PREPARED_STATEMENTS="some")
     assert started.returncode != 0
-    assert "DATABASE_PREPARED_STATEMENTS must be requests, all or none" in started.stderr
+    assert "DATABASE_PREPARED_STATEMENTS must be all or none" in started.stderr

@@ -13,7 +13,8 @@ from jobs.exceptions import (
     StatusNotFound,
 )
 from jobs.models import Channel, Job, JobTransitionLog, LifeCycleState
-from jobs.services import bulk_start_progress, start_progress
+from jobs.services import job_bulk_transition, job_transition
+from jobs.transitions import START_PROGRESS
 from tests.factories import (
     AssignmentFactory,
     JobFactory,
@@ -22,7 +23,7 @@ from tests.factories import (
     UserFactory,
     status_of,
 )
-from tests.helpers import WRITES, count_queries, failing_log_insert
+from tests.helpers import BATCH_WRITES, WRITES, count_queries, failing_log_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.django_db
 def test_it_starts_a_pending_job_in_its_types_default_status(dispatcher):
     job = JobFactory()
 
-    started = start_progress(job={"number": job.number}, user=dispatcher, channel=Channel.API)
+    started = job_transition(
+        transition=START_PROGRESS, job={"number": job.number}, user=dispatcher, channel=Channel.API
+    )
 
     job.refresh_from_db()
     assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
@@ -47,7 +50,7 @@ def test_it_writes_one_log_row_describing_the_transition(dispatcher):
     job = JobFactory()
     pending_status = job.status
 
-    start_progress(job=job, user=dispatcher, channel=Channel.COMMAND)
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.COMMAND)
 
     (log,) = JobTransitionLog.objects.filter(job=job)
     assert (log.from_state, log.to_state) == (LifeCycleState.PENDING, LifeCycleState.IN_PROGRESS)
@@ -63,8 +66,12 @@ def test_it_starts_in_the_requested_status_named_by_any_identifier(dispatcher, k
     onsite = JobStatusFactory(name="On site", alternative_code="ONSITE")
     job.type.allowed_statuses.add(onsite)
 
-    start_progress(
-        job=job.pk, status={key: getattr(onsite, key)}, user=dispatcher, channel=Channel.API
+    job_transition(
+        transition=START_PROGRESS,
+        job=job.pk,
+        status={key: getattr(onsite, key)},
+        user=dispatcher,
+        channel=Channel.API,
     )
 
     job.refresh_from_db()
@@ -73,21 +80,27 @@ def test_it_starts_in_the_requested_status_named_by_any_identifier(dispatcher, k
 
 def test_it_finds_the_job_by_id(dispatcher):
     job = JobFactory()
-    start_progress(job={"id": job.pk}, user=dispatcher, channel=Channel.API)
+    job_transition(
+        transition=START_PROGRESS, job={"id": job.pk}, user=dispatcher, channel=Channel.API
+    )
     job.refresh_from_db()
     assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
 
 
 @pytest.mark.parametrize("key", ["id", "number"])
 def test_starts_asked_alike_each_move_their_own_job(dispatcher, key):
-    # Same transition, identifier and answer: the lock query is compiled once, run with each value.
+    # Same transition, identifier and answer: one lock statement, run with each value.
     jobs = JobFactory.create_batch(3)
     load = ["description", "assigned_to__user__username"]
     AssignmentFactory(job=jobs[1], user=UserFactory(username="fitter"))
 
     moved = [
-        start_progress(
-            job={key: getattr(job, key)}, user=dispatcher, channel=Channel.API, load=load
+        job_transition(
+            transition=START_PROGRESS,
+            job={key: getattr(job, key)},
+            user=dispatcher,
+            channel=Channel.API,
+            load=load,
         )
         for job in jobs
     ]
@@ -97,7 +110,8 @@ def test_starts_asked_alike_each_move_their_own_job(dispatcher, key):
     assert moved[1].assigned_to.user.username == "fitter"
     assert set(Job.objects.values_list("life_cycle_state", flat=True)) == {"IN_PROGRESS"}
     with pytest.raises(JobNotFound):
-        start_progress(
+        job_transition(
+            transition=START_PROGRESS,
             job={key: "99999" if key == "number" else 99999},
             user=dispatcher,
             channel=Channel.API,
@@ -108,7 +122,7 @@ def test_starts_asked_alike_each_move_their_own_job(dispatcher, key):
 def test_it_sets_the_expiration_when_the_type_expires_on_start(dispatcher):
     job = JobFactory(type=JobTypeFactory(expires_on_start=True))
 
-    start_progress(job=job, user=dispatcher, channel=Channel.API)
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
 
     job.refresh_from_db()
     assert job.expiration_date == job.updated_date + timedelta(days=3)
@@ -116,7 +130,7 @@ def test_it_sets_the_expiration_when_the_type_expires_on_start(dispatcher):
 
 def test_it_leaves_the_expiration_alone_for_other_types(dispatcher):
     job = JobFactory()
-    start_progress(job=job, user=dispatcher, channel=Channel.API)
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
     job.refresh_from_db()
     assert job.expiration_date is None
 
@@ -129,7 +143,8 @@ def test_one_start_takes_five_queries(dispatcher, named_status):
     dispatcher = UserFactory(username=dispatcher.username)  # a fresh user: no permission cache
 
     with count_queries() as queries:
-        started = start_progress(
+        started = job_transition(
+            transition=START_PROGRESS,
             job={"number": job.number},
             status={"alternative_code": code} if named_status else None,
             user=dispatcher,
@@ -150,19 +165,26 @@ def test_it_refuses_a_user_without_the_permission(viewer, unchanged):
     job = JobFactory()
     unchanged()
     with pytest.raises(PermissionDenied):
-        start_progress(job=job, user=viewer, channel=Channel.API)
+        job_transition(transition=START_PROGRESS, job=job, user=viewer, channel=Channel.API)
 
 
 def test_it_refuses_an_inactive_user_even_with_the_permission(dispatcher):
     dispatcher.is_active = False
     dispatcher.save()
     with pytest.raises(PermissionDenied):
-        start_progress(job=JobFactory(), user=dispatcher, channel=Channel.API)
+        job_transition(
+            transition=START_PROGRESS, job=JobFactory(), user=dispatcher, channel=Channel.API
+        )
 
 
 def test_it_reports_an_unknown_job(dispatcher):
     with pytest.raises(JobNotFound):
-        start_progress(job={"number": "JB99999"}, user=dispatcher, channel=Channel.API)
+        job_transition(
+            transition=START_PROGRESS,
+            job={"number": "JB99999"},
+            user=dispatcher,
+            channel=Channel.API,
+        )
 
 
 @pytest.mark.parametrize(
@@ -178,14 +200,20 @@ def test_it_refuses_a_job_that_is_not_pending_and_names_its_state(dispatcher, st
     job = JobFactory(life_cycle_state=state)
     unchanged()
     with pytest.raises(JobStateConflict, match=state):
-        start_progress(job=job, user=dispatcher, channel=Channel.API)
+        job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
 
 
 def test_it_refuses_an_unknown_status(dispatcher, unchanged):
     job = JobFactory()
     unchanged()
     with pytest.raises(StatusNotFound):
-        start_progress(job=job, status={"name": "Nope"}, user=dispatcher, channel=Channel.API)
+        job_transition(
+            transition=START_PROGRESS,
+            job=job,
+            status={"name": "Nope"},
+            user=dispatcher,
+            channel=Channel.API,
+        )
 
 
 def test_it_refuses_a_status_the_type_does_not_allow(dispatcher, unchanged):
@@ -193,7 +221,13 @@ def test_it_refuses_a_status_the_type_does_not_allow(dispatcher, unchanged):
     foreign = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
     unchanged()
     with pytest.raises(StatusNotAllowed, match="not allowed"):
-        start_progress(job=job, status={"id": foreign.pk}, user=dispatcher, channel=Channel.API)
+        job_transition(
+            transition=START_PROGRESS,
+            job=job,
+            status={"id": foreign.pk},
+            user=dispatcher,
+            channel=Channel.API,
+        )
 
 
 def test_it_refuses_an_allowed_status_that_is_not_in_progress(dispatcher, unchanged):
@@ -201,14 +235,20 @@ def test_it_refuses_an_allowed_status_that_is_not_in_progress(dispatcher, unchan
     completed = status_of(job.type, LifeCycleState.COMPLETED)
     unchanged()
     with pytest.raises(StatusNotAllowed, match="not IN_PROGRESS"):
-        start_progress(job=job, status=completed, user=dispatcher, channel=Channel.API)
+        job_transition(
+            transition=START_PROGRESS,
+            job=job,
+            status=completed,
+            user=dispatcher,
+            channel=Channel.API,
+        )
 
 
 def test_it_refuses_a_type_without_default_when_no_status_is_named(dispatcher, unchanged):
     job = JobFactory(type=JobTypeFactory(without_default=True))
     unchanged()
     with pytest.raises(NoDefaultStatus):
-        start_progress(job=job, user=dispatcher, channel=Channel.API)
+        job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
 
 
 def test_a_job_changed_between_read_and_write_is_a_conflict_and_leaves_no_log(
@@ -221,7 +261,7 @@ def test_a_job_changed_between_read_and_write_is_a_conflict_and_leaves_no_log(
     stale_reads(monkeypatch, of={job.pk})
 
     with pytest.raises(JobStateConflict, match="another request"):
-        start_progress(job=job, user=dispatcher, channel=Channel.API)
+        job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
     assert not JobTransitionLog.objects.exists()
 
 
@@ -258,7 +298,9 @@ def stale_reads(monkeypatch, *, of: set[int]) -> None:
 )
 def test_it_rejects_a_malformed_job_identifier(dispatcher, identifier):
     with pytest.raises(InvalidIdentifier):
-        start_progress(job=identifier, user=dispatcher, channel=Channel.API)
+        job_transition(
+            transition=START_PROGRESS, job=identifier, user=dispatcher, channel=Channel.API
+        )
 
 
 # --- starting many jobs ------------------------------------------------------------------------
@@ -271,7 +313,8 @@ def test_bulk_start_reports_each_job_in_input_order_and_starts_the_good_ones(dis
     also_good = JobFactory()
 
     seen = []
-    summary = bulk_start_progress(
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
         jobs=[
             good.number,
             done.number,
@@ -285,14 +328,14 @@ def test_bulk_start_reports_each_job_in_input_order_and_starts_the_good_ones(dis
         on_batch=seen.extend,
     )
 
-    assert [(o.number, o.started, o.code) for o in seen] == [
+    assert [(o.number, o.done, o.code) for o in seen] == [
         (good.number, True, ""),
         (done.number, False, "JOB_STATE_CONFLICT"),
         ("JB99999", False, "JOB_NOT_FOUND"),
         (no_default.number, False, "NO_DEFAULT_STATUS"),
         (also_good.number, True, ""),
     ]
-    assert summary.started == 2
+    assert summary.done == 2
     assert [o.number for o in summary.skipped] == [done.number, "JB99999", no_default.number]
     assert all(o.reason for o in summary.skipped)
     assert set(
@@ -307,14 +350,15 @@ def test_bulk_start_in_a_named_status_skips_types_that_do_not_allow_it(dispatche
     allowing.allowed_statuses.add(onsite)
     a, b = JobFactory(type=allowing), JobFactory(type=other)
 
-    summary = bulk_start_progress(
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
         jobs=[a.number, b.number],
         status={"alternative_code": "ONSITE"},
         user=dispatcher,
         channel=Channel.COMMAND,
     )
 
-    assert summary.started == 1
+    assert summary.done == 1
     assert [(o.number, o.code) for o in summary.skipped] == [(b.number, "STATUS_NOT_ALLOWED")]
     a.refresh_from_db()
     assert a.status == onsite
@@ -322,13 +366,14 @@ def test_bulk_start_in_a_named_status_skips_types_that_do_not_allow_it(dispatche
 
 def test_bulk_start_with_an_unknown_status_skips_every_job(dispatcher):
     jobs = JobFactory.create_batch(2)
-    summary = bulk_start_progress(
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
         jobs=[j.number for j in jobs],
         status={"name": "Nope"},
         user=dispatcher,
         channel=Channel.COMMAND,
     )
-    assert summary.started == 0
+    assert summary.done == 0
     assert {o.code for o in summary.skipped} == {"STATUS_NOT_FOUND"}
 
 
@@ -338,7 +383,8 @@ def test_bulk_start_takes_a_queryset_and_pages_through_it(dispatcher):
     JobFactory(type=job_type, life_cycle_state=LifeCycleState.DRAFT)
 
     batches = []
-    summary = bulk_start_progress(
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
         jobs=Job.objects.filter(life_cycle_state=LifeCycleState.PENDING),
         user=dispatcher,
         channel=Channel.COMMAND,
@@ -346,7 +392,7 @@ def test_bulk_start_takes_a_queryset_and_pages_through_it(dispatcher):
         on_batch=lambda b: batches.append(len(b)),
     )
 
-    assert summary.started == 7
+    assert summary.done == 7
     assert batches == [3, 3, 1]
     started = Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
     assert started.count() == 7
@@ -358,12 +404,16 @@ def test_a_dry_run_reports_what_would_happen_and_changes_nothing(dispatcher, unc
     pending, draft = JobFactory(), JobFactory(life_cycle_state=LifeCycleState.DRAFT)
     unchanged()
 
-    summary = bulk_start_progress(
-        jobs=[pending.number, draft.number], user=dispatcher, channel=Channel.COMMAND, dry_run=True
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[pending.number, draft.number],
+        user=dispatcher,
+        channel=Channel.COMMAND,
+        dry_run=True,
     )
 
     assert summary.dry_run
-    assert summary.started == 1
+    assert summary.done == 1
     assert [(o.number, o.code) for o in summary.skipped] == [(draft.number, "JOB_STATE_CONFLICT")]
 
 
@@ -373,7 +423,9 @@ def test_bulk_start_refuses_a_user_without_the_permission_before_touching_anythi
     job = JobFactory()
     unchanged()
     with pytest.raises(PermissionDenied):
-        bulk_start_progress(jobs=[job.number], user=viewer, channel=Channel.ADMIN)
+        job_bulk_transition(
+            transition=START_PROGRESS, jobs=[job.number], user=viewer, channel=Channel.ADMIN
+        )
 
 
 @pytest.mark.parametrize("total", [10, 40])
@@ -386,30 +438,45 @@ def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total)
         t.allowed_statuses.add(status)
 
     with count_queries() as queries:
-        summary = bulk_start_progress(
-            jobs=numbers, status=status, user=dispatcher, channel=Channel.COMMAND, batch_size=10
+        summary = job_bulk_transition(
+            transition=START_PROGRESS,
+            jobs=numbers,
+            status=status,
+            user=dispatcher,
+            channel=Channel.COMMAND,
+            batch_size=10,
         )
 
-    assert summary.started == total
+    assert summary.done == total
     batches = total // 10
     # per run: permissions 1, status 2, the job types 1; per batch: lock, then the writes
-    assert len(queries) == 4 + (1 + WRITES) * batches, queries.sql
+    assert len(queries) == 4 + (1 + BATCH_WRITES) * batches, queries.sql
 
 
 def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(dispatcher):
     jobs = JobFactory.create_batch(6)
     numbers = [j.number for j in jobs]
     with failing_log_insert(on_call=2), pytest.raises(DatabaseError):
-        bulk_start_progress(jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3)
+        job_bulk_transition(
+            transition=START_PROGRESS,
+            jobs=numbers,
+            user=dispatcher,
+            channel=Channel.COMMAND,
+            batch_size=3,
+        )
 
     states = dict(Job.objects.values_list("number", "life_cycle_state"))
     assert [states[n] for n in numbers] == ["IN_PROGRESS"] * 3 + ["PENDING"] * 3
     assert JobTransitionLog.objects.count() == 3
 
-    summary = bulk_start_progress(
-        jobs=numbers, user=dispatcher, channel=Channel.COMMAND, batch_size=3
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=numbers,
+        user=dispatcher,
+        channel=Channel.COMMAND,
+        batch_size=3,
     )
-    assert summary.started == 3
+    assert summary.done == 3
     assert {o.code for o in summary.skipped} == {"JOB_STATE_CONFLICT"}
     assert JobTransitionLog.objects.count() == 6
     assert Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).count() == 6
@@ -420,11 +487,14 @@ def test_a_bulk_batch_that_loses_a_race_is_redone_and_reports_the_conflict(dispa
     Job.objects.filter(pk=winner_took.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
     stale_reads(monkeypatch, of={winner_took.pk})
 
-    summary = bulk_start_progress(
-        jobs=[winner_took.number, ours.number], user=dispatcher, channel=Channel.API
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[winner_took.number, ours.number],
+        user=dispatcher,
+        channel=Channel.API,
     )
 
-    assert summary.started == 1
+    assert summary.done == 1
     assert [(o.number, o.code) for o in summary.skipped] == [
         (winner_took.number, "JOB_STATE_CONFLICT")
     ]

@@ -25,7 +25,7 @@ from tests.factories import (
     bulk_pending_jobs,
     status_of,
 )
-from tests.helpers import WRITES, count_queries, failing_log_insert
+from tests.helpers import BATCH_WRITES, WRITES, count_queries, failing_log_insert
 
 pytestmark = pytest.mark.django_db
 
@@ -290,7 +290,7 @@ def test_a_bulk_run_takes_a_fixed_number_of_queries_per_batch(dispatcher, declar
 
     assert summary.done == total
     # per run: permissions 1, the job types 1; per batch: lock, then the writes
-    assert len(queries) == 2 + (1 + WRITES) * (total // 10), queries.sql
+    assert len(queries) == 2 + (1 + BATCH_WRITES) * (total // 10), queries.sql
 
 
 @every_transition

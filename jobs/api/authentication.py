@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import time
-from functools import cached_property
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists
+from django.core.exceptions import ValidationError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import SlidingToken, Token
 
-from jobs.backends import with_permissions
-from jobs.compiled import CompiledQuery
+from jobs.backends import LOADED
+from jobs.sql import token_released, user_of_token
 
 
 class _SlidingTokenReleaseReadWithUser(SlidingToken):
@@ -51,7 +49,8 @@ class CrmTokenAuthentication(JWTAuthentication):
     `Authorization: Bearer` header or, failing that, from the body's `token`.
 
     The only token class is simplejwt's SlidingToken (settings.SIMPLE_JWT). The user, whether the
-    token was released, and what the user may do are read in one query rather than four.
+    token was released, and what the user may do are read in one query rather than four
+    (`jobs.sql.user_of_token`).
     (simplejwt's CHECK_REVOKE_TOKEN, off by default, is not supported.)
     """
 
@@ -80,12 +79,17 @@ class CrmTokenAuthentication(JWTAuthentication):
             jti = validated_token[api_settings.JTI_CLAIM]
         except KeyError as error:
             raise InvalidToken("Token contained no recognizable user identification") from error
-        user = _USER_OF_TOKEN(user_id, jti)
+        field = get_user_model()._meta.get_field(api_settings.USER_ID_FIELD)
+        try:
+            found = user_of_token(field.to_python(user_id), jti)
+        except ValidationError:
+            found = None
         # A released token says so, whoever its user was (only a vanished user costs a query).
-        if user is not None:
-            released = user.token_released
-        else:
-            released = BlacklistedToken.objects.filter(token__jti=jti).exists()
+        released = found.released if found is not None else token_released(jti)
+        user = None
+        if found is not None:
+            user = found.user
+            setattr(user, LOADED, found.permissions)
         if released:
             raise _invalid(TokenError("Token is blacklisted"))
         if user is None:
@@ -93,30 +97,6 @@ class CrmTokenAuthentication(JWTAuthentication):
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
             raise AuthenticationFailed("User is inactive", code="user_inactive")
         return user
-
-
-class _UserOfToken:
-    """A token's user, whether the token was released, and what the user may do: one query,
-    compiled once per process (building and compiling it with the ORM took longer than the
-    database took to run it)."""
-
-    # Stand-ins for the two values while compiling.
-    _USER_ID, _JTI = -1_234_567, "\x00jti"
-
-    @cached_property
-    def _compiled(self) -> CompiledQuery:
-        users = get_user_model().objects.annotate(
-            token_released=Exists(BlacklistedToken.objects.filter(token__jti=self._JTI))
-        )
-        users = with_permissions(users.filter(**{api_settings.USER_ID_FIELD: self._USER_ID}))
-        return CompiledQuery(users, [self._USER_ID, self._JTI])
-
-    def __call__(self, user_id: Any, jti: str) -> Any:
-        field = get_user_model()._meta.get_field(api_settings.USER_ID_FIELD)
-        return next(iter(self._compiled.objects(field.to_python(user_id), jti)), None)
-
-
-_USER_OF_TOKEN = _UserOfToken()
 
 
 class CrmTokenScheme(OpenApiAuthenticationExtension):

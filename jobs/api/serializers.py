@@ -84,6 +84,13 @@ class AssignmentSerializer(SparseSerializer):
     user = UserSerializer(allow_null=True)
     unit = UnitSerializer(allow_null=True)
 
+    def get_attribute(self, instance: Any) -> Any:
+        # A job moved by the service comes with its assignment, or the news that it has none
+        # (jobs.sql.lock_job), which reading `assigned_to` would ask the database for again.
+        if hasattr(instance, "assigned_to_loaded"):
+            return instance.assigned_to_loaded
+        return super().get_attribute(instance)
+
 
 class CatalogEntrySerializer(SparseSerializer):
     """What job types and statuses have in common, as CRM.COM names them."""

@@ -2,6 +2,7 @@
 (see the Procfile and docs/deploy.md)."""
 
 import os
+from pathlib import Path
 
 from celery import Celery
 
@@ -14,8 +15,6 @@ app.autodiscover_tasks()
 
 def _make_broker_folders(**kwargs: object) -> None:
     """The folder broker of `make run` needs its folders before anything is sent or read."""
-    from pathlib import Path
-
     options = app.conf.broker_transport_options or {}
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -46,9 +47,8 @@ def _cache() -> None:
 
 
 def _broker() -> None:
-    from config.celery import app
-
-    with app.connection_for_write() as connection:
+    # The project's Celery app (config.celery), which Django's start made the current one.
+    with current_app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, timeout=1)
 
 

@@ -19,6 +19,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.functional import SimpleLazyObject
 from django_prometheus.exports import ExportToDjangoView
 
+from jobs.contract import envelope
+
 logger = logging.getLogger("jobs.requests")
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -117,8 +119,6 @@ class RequestLogMiddleware:
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if request.path.startswith(API_ROOT):
-        from jobs.api.envelope import envelope
-
         return JsonResponse(
             envelope(
                 None,
@@ -157,8 +157,6 @@ class DatabaseUnavailableMiddleware:
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's 400 (a Host header not in ALLOWED_HOSTS, say): the envelope under the API root."""
     if request.path.startswith(API_ROOT):
-        from jobs.api.envelope import envelope
-
         return JsonResponse(
             envelope(
                 None,

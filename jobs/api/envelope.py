@@ -17,6 +17,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from jobs.contract import envelope
 from jobs.exceptions import JobsError, every_error
 from jobs.observability import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
@@ -38,16 +39,7 @@ HTTP_STATUS = {
     "INTERNAL_ERROR": 500,
 }
 ERROR_CODES = [code for code in HTTP_STATUS if code != "OK"]
-
-
-def envelope(
-    data: Any = None, code: str = "OK", message: str = "", description: str = "", **beside: Any
-) -> dict[str, Any]:
-    return {
-        "status": {"code": code, "message": message, "description": description},
-        "data": data,
-        **beside,
-    }
+__all__ = ["ERROR_CODES", "HTTP_STATUS", "envelope", "error_response", "exception_handler"]
 
 
 def error_response(

@@ -2,7 +2,7 @@ from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from jobs.api import views
+from jobs.api import feed, tokens, views
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -17,11 +17,11 @@ router = OptionalSlashRouter()
 router.register("jobs", views.JobViewSet, basename="job")
 
 urlpatterns = [
-    re_path(r"^authentication/token/?$", views.TokenView.as_view(), name="token"),
+    re_path(r"^authentication/token/?$", tokens.TokenView.as_view(), name="token"),
     re_path(
-        r"^authentication/token/release/?$", views.TokenReleaseView.as_view(), name="token-release"
+        r"^authentication/token/release/?$", tokens.TokenReleaseView.as_view(), name="token-release"
     ),
-    re_path(r"^events/?$", views.EventFeedView.as_view(), name="events"),
+    re_path(r"^events/?$", feed.EventFeedView.as_view(), name="events"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,

@@ -8,36 +8,27 @@ Every transition declared in `jobs.transitions` gets CRM.COM's method,
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from django.contrib.auth import authenticate
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import SlidingToken
 
-from jobs.api.authentication import LoginThrottle
 from jobs.api.envelope import envelope
 from jobs.api.filters import JobFilter
 from jobs.api.pagination import CrmPagination
 from jobs.api.schema import (
     NON_EMPTY_TEXT,
-    OptionalText,
-    StatusSerializer,
-    TextField,
     enveloped,
     errors,
 )
 from jobs.api.serializers import (
-    EventSerializer,
     JobSerializer,
     TypeStatusSerializer,
     fields_set_schema,
@@ -45,7 +36,6 @@ from jobs.api.serializers import (
     parse_fields_set,
     transition_input,
 )
-from jobs.events import CURSOR_PATTERN, EVENT_TYPES, Cursor, as_json, events_after, parse_types
 from jobs.exceptions import (
     InvalidIdentifier,
     InvalidParameter,
@@ -65,7 +55,6 @@ TRANSITION_ACTIONS = {
     **TRANSITIONS,
     **{f"{name}_by_identifier": declared for name, declared in TRANSITIONS.items()},
 }
-TYPES = "|".join(re.escape(name) for name in EVENT_TYPES)
 
 
 class JobPermission(BasePermission):
@@ -297,144 +286,6 @@ def _transition_actions(declared: JobTransition) -> dict[str, Any]:
 for _declared in TRANSITIONS.values():
     for _name, _method in _transition_actions(_declared).items():
         setattr(JobViewSet, _name, _method)
-
-
-class LoginInput(serializers.Serializer):
-    # Credentials are taken as typed (TextField): a password may begin or end with a space.
-    username = TextField()
-    password = TextField(style={"input_type": "password"})
-    organisation = OptionalText(required=False, allow_blank=True, help_text="accepted and ignored")
-
-
-class TokenView(APIView):
-    """Log in: a token valid for 2 hours (CRM.COM's lifetime)."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = [LoginThrottle]
-
-    @extend_schema(
-        summary="Log in",
-        request=LoginInput,
-        responses={
-            200: enveloped(
-                inline_serializer("Token", {"token": serializers.CharField()}), "TokenEnvelope"
-            ),
-            **errors(
-                "MANDATORY_PARAMETER_MISSING",
-                "INVALID_PARAMETER",
-                "AUTHENTICATION_FAILED",
-                "THROTTLED",
-            ),
-        },
-        auth=[],
-    )
-    def post(self, request: Request) -> Response:
-        body = LoginInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        user = authenticate(
-            request._request,
-            username=body.validated_data["username"],
-            password=body.validated_data["password"],
-        )
-        if user is None:
-            raise AuthenticationFailed("Wrong username or password, or the user is inactive.")
-        return Response(envelope({"token": str(SlidingToken.for_user(user))}))
-
-
-class TokenReleaseInput(serializers.Serializer):
-    token = TextField()
-
-
-class TokenReleaseView(APIView):
-    """Log out: the token stops working at once."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        summary="Release a token",
-        request=TokenReleaseInput,
-        responses={
-            200: enveloped(serializers.JSONField(allow_null=True), "ReleaseEnvelope"),
-            **errors("MANDATORY_PARAMETER_MISSING", "INVALID_PARAMETER", "AUTHENTICATION_FAILED"),
-        },
-        auth=[],
-    )
-    def post(self, request: Request) -> Response:
-        body = TokenReleaseInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            SlidingToken(body.validated_data["token"]).blacklist()
-        except TokenError:
-            raise AuthenticationFailed("The token is invalid, expired or released.") from None
-        return Response(envelope(None))
-
-
-class EventFeedView(APIView):
-    """Every transition of every job, oldest first; a client keeps `paging.after` and asks for
-    what came after it (jobs.events says why it never misses one or sees one twice)."""
-
-    permission_classes = [IsAuthenticated, JobPermission]
-
-    @extend_schema(
-        summary="Events, oldest first (ours)",
-        parameters=[
-            OpenApiParameter(
-                "after",
-                {"type": "string", "pattern": CURSOR_PATTERN},
-                description="paging.after of the previous answer; absent: from the oldest event",
-            ),
-            OpenApiParameter(
-                "types",
-                {"type": "string", "pattern": rf"^({TYPES})(,({TYPES}))*$"},
-                description=f"comma-separated, some of: {', '.join(EVENT_TYPES)}; absent: all",
-            ),
-            OpenApiParameter(
-                "number_of_results",
-                {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
-            ),
-        ],
-        responses={
-            200: inline_serializer(
-                "EventFeedEnvelope",
-                {
-                    "status": StatusSerializer(),
-                    "data": EventSerializer(many=True),
-                    "paging": inline_serializer(
-                        "EventFeedPaging",
-                        {
-                            "after": serializers.CharField(
-                                allow_null=True, help_text="send it as after to go on"
-                            ),
-                            "count": serializers.IntegerField(),
-                        },
-                    ),
-                },
-            ),
-            **errors(
-                "AUTHENTICATION_FAILED", "PERMISSION_DENIED", "INVALID_PARAMETER", "EVENT_NOT_FOUND"
-            ),
-        },
-    )
-    def get(self, request: Request) -> Response:
-        params = request.query_params
-        raw_limit = params.get("number_of_results", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
-            raise InvalidParameter(
-                "number_of_results must be a whole number from 1 to 500.",
-                "Correct the parameter and retry.",
-            )
-        after = Cursor.parse(params["after"]) if "after" in params else None
-        types = parse_types(params.get("types"))
-        events = events_after(after, types=types, limit=int(raw_limit))
-        last = Cursor.of(events[-1]) if events else after
-        return Response(
-            envelope(
-                [as_json(event) for event in events],
-                paging={"after": str(last) if last else None, "count": len(events)},
-            )
-        )
 
 
 class EndpointNotFound(APIView):

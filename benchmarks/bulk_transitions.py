@@ -110,10 +110,11 @@ def outbox_overhead(declared, user, types, n: int) -> None:
     message per batch to the broker) against the service with the outbox switched off."""
     from unittest import mock
 
-    from jobs import services
+    from jobs import sql
     from jobs.models import Event, WebhookEndpoint
+    from jobs.services import writes
 
-    def without_events(update, inserts, write=services._write):
+    def without_events(update, inserts, write=sql.write):
         return write(update, [rows for rows in inserts if rows.model is not Event])
 
     endpoint = WebhookEndpoint.objects.create(url="https://receiver.example/hook")
@@ -122,8 +123,8 @@ def outbox_overhead(declared, user, types, n: int) -> None:
         (
             "without events",
             [
-                mock.patch.object(services, "_write", without_events),
-                mock.patch.object(services, "announce", return_value=None),
+                mock.patch.object(sql, "write", without_events),
+                mock.patch.object(writes, "announce", return_value=None),
             ],
         ),
         ("1 endpoint subscribed", []),

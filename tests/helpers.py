@@ -1,16 +1,29 @@
+import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.contrib.messages import get_messages
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from jobs.models import Job
+from jobs.transitions import TRANSITIONS
 
 ROOT = "/crmapi/rest/v2/"
 LOGIN = ROOT + "authentication/token"
 RELEASE = ROOT + "authentication/token/release"
 JOBS = ROOT + "jobs"
+
+
+# A test of every declared transition, one case each.
+every_transition = pytest.mark.parametrize("declared", TRANSITIONS.values(), ids=TRANSITIONS)
 
 
 def by_identifier_url(transition: str) -> str:
@@ -71,8 +84,6 @@ def count_queries() -> Iterator[DataQueries]:
 def failing_log_insert(on_call: int) -> Iterator[None]:
     """Make the database fail the `on_call`-th INSERT into the transition log, as a full disk or
     a dropped connection would."""
-    from django.db import DatabaseError
-
     seen = [0]
 
     def wrapper(execute, sql, params, many, context):
@@ -89,7 +100,6 @@ def failing_log_insert(on_call: int) -> Iterator[None]:
 
 def run_command(name: str, *args: str) -> tuple[int, str, str]:
     """Run a management command as an operator would; return (exit code, stdout, stderr)."""
-    from django.core.management import CommandError, call_command
 
     out, err = StringIO(), StringIO()
     try:
@@ -105,6 +115,48 @@ def run_command(name: str, *args: str) -> tuple[int, str, str]:
 
 def states(*jobs) -> list[str]:
     """Each job's life cycle state as the database has it now."""
-    from jobs.models import Job
-
     return [Job.objects.get(pk=j.pk).life_cycle_state for j in jobs]
+
+
+# --- the admin ---------------------------------------------------------------------------------
+
+
+def logged_in(user) -> Client:
+    """A browser logged in to the admin as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def changelist_url() -> str:
+    return reverse("admin:jobs_job_changelist")
+
+
+def run_action(client, declared, jobs, url=None, **extra):
+    """Choose the transition's bulk action for `jobs` on the changelist; with `confirm` among
+    `extra`, confirm it and follow to the page that reports it."""
+    data = {
+        "action": f"{declared.name}_action",
+        "_selected_action": [j.pk for j in jobs],
+        **extra,
+    }
+    return client.post(url or changelist_url(), data, follow="confirm" in extra)
+
+
+def messages_of(response) -> list[tuple[str, str]]:
+    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
+
+
+# --- servers and documents -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def openapi_schema() -> dict:
+    out = StringIO()
+    call_command("spectacular", "--format", "openapi-json", stdout=out)
+    return json.loads(out.getvalue())

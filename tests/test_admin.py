@@ -1,24 +1,193 @@
-"""The admin door: the bulk "Start progress" action, the button, and the job pages."""
+"""The admin door: every declared transition's bulk action, confirmation page and job-page button;
+the job pages themselves; and start progress case by case."""
+
+import re
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from jobs.admin_transitions import NAMED_ON_PAGE
 from jobs.models import Job, JobTransitionLog, LifeCycleState
+from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
 from tests.factories import (
     AssignmentFactory,
+    JobCancellationReasonFactory,
     JobFactory,
     JobStatusFactory,
     JobTypeFactory,
     bulk_pending_jobs,
     status_of,
 )
-from tests.helpers import BATCH_WRITES, count_queries
+from tests.helpers import (
+    BATCH_WRITES,
+    count_queries,
+    every_transition,
+    logged_in,
+    messages_of,
+    run_action,
+    states,
+)
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:jobs_job_changelist")
+
+
+def button_ids(client, job) -> set[str]:
+    page = client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
+    return {
+        declared.name
+        for declared in TRANSITIONS.values()
+        if f'id="{declared.name.replace("_", "-")}-button"' in page
+    }
+
+
+def test_each_action_is_offered_to_the_users_with_its_permission(dispatcher, technician):
+    JobFactory()
+
+    def offered(user):
+        form = logged_in(user).get(CHANGELIST).context["action_form"]
+        return {name for name, _ in form.fields["action"].choices if name.endswith("_action")}
+
+    assert offered(dispatcher) == {
+        "submit_action",
+        "start_progress_action",
+        "complete_action",
+        "cancel_action",
+    }
+    assert offered(technician) == {"start_progress_action", "complete_action"}
+
+
+@every_transition
+def test_confirming_moves_the_eligible_jobs_and_reports_the_rest(dispatcher, declared):
+    eligible = JobFactory.create_batch(2, life_cycle_state=declared.sources[-1])
+    wrong = JobFactory(
+        life_cycle_state=next(s for s in LifeCycleState if s not in declared.sources)
+    )
+
+    response = run_action(
+        logged_in(dispatcher), declared, [*eligible, wrong], confirm="1", status=""
+    )
+
+    assert messages_of(response) == [
+        ("success", f"2 jobs {declared.past}."),
+        ("warning", f"1 skipped: {wrong.number} ({declared.not_allowed_label})"),
+    ]
+    assert {Job.objects.get(pk=j.pk).life_cycle_state for j in eligible} == {declared.target}
+    assert set(JobTransitionLog.objects.values_list("transition", "channel")) == {
+        (declared.name, "admin")
+    }
+
+
+def test_the_cancel_action_offers_the_reasons_and_records_the_one_chosen(dispatcher):
+    reason = JobCancellationReasonFactory(name="Customer request")
+    job = JobFactory()
+    client = logged_in(dispatcher)
+
+    confirmation = run_action(client, CANCEL, [job])
+    choices = dict(confirmation.context["form"].fields["cancellation_reason"].choices)
+    assert choices == {"": "The type's default, if any", str(reason.pk): "Customer request"}
+
+    run_action(client, CANCEL, [job], confirm="1", status="", cancellation_reason=str(reason.pk))
+    job.refresh_from_db()
+    assert (job.life_cycle_state, job.cancellation_reason) == ("CANCELLED", reason)
+
+
+def test_the_confirmation_page_stays_small_for_a_large_selection(dispatcher):
+    job_type = JobTypeFactory()
+    bulk_pending_jobs(job_type, 3_000, prefix="A")
+    bulk_pending_jobs(job_type, 700, prefix="C", state=LifeCycleState.COMPLETED)
+    bulk_pending_jobs(job_type, 300, prefix="X", state=LifeCycleState.CANCELLED)
+    page_of_ids = list(Job.objects.values_list("pk", flat=True)[:100])
+
+    response = logged_in(dispatcher).post(
+        CHANGELIST,
+        {"action": "start_progress_action", "_selected_action": page_of_ids, "select_across": "1"},
+    )
+
+    preview = response.context["preview"]
+    assert (preview.will_run_count, preview.skipped_count) == (3_000, 1_000)
+    assert len(preview.will_run_first) == NAMED_ON_PAGE
+    assert [(g.label, g.count) for g in preview.skipped.values()] == [("not pending", 1_000)]
+    page = response.content.decode()
+    assert "and 2980 more" in page
+    # The numbers named, not 3,000 of them. Whole words: a random CSRF token may hold "A0".
+    assert len(re.findall(r"\bA\d{5}\b", page)) <= NAMED_ON_PAGE
+    assert len(response.content) < 40_000
+
+
+@every_transition
+def test_a_run_takes_a_fixed_number_of_queries_per_batch_whatever_the_transition(
+    dispatcher, settings, declared
+):
+    settings.JOBS_BULK_BATCH_SIZE = 250
+    job_type = JobTypeFactory()
+    client = logged_in(dispatcher)
+
+    def queries_for(count, prefix):
+        Job.objects.all().delete()
+        jobs = bulk_pending_jobs(job_type, count, prefix, state=declared.sources[0])
+        with count_queries() as queries:
+            run_action(client, declared, jobs[:100], select_across="1", confirm="1", status="")
+        assert Job.objects.filter(life_cycle_state=declared.target).count() == count
+        return len(queries)
+
+    # per batch: the next ids, the lock, then the writes
+    assert queries_for(1000, "B") - queries_for(250, "A") == 3 * (2 + BATCH_WRITES)
+
+
+# --- the buttons ----------------------------------------------------------------------------------
+
+
+def test_the_job_page_has_a_button_for_each_transition_its_state_allows(dispatcher):
+    client = logged_in(dispatcher)
+    assert button_ids(client, JobFactory()) == {"start_progress", "cancel"}
+    assert button_ids(client, JobFactory(life_cycle_state="IN_PROGRESS")) == {"complete", "cancel"}
+    assert button_ids(client, JobFactory(life_cycle_state="DRAFT")) == {"submit", "cancel"}
+    assert button_ids(client, JobFactory(life_cycle_state="COMPLETED")) == set()
+
+
+def test_the_buttons_are_only_those_the_user_may_run(technician, viewer):
+    working = JobFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    assert button_ids(logged_in(technician), working) == {"complete"}
+    assert button_ids(logged_in(viewer), working) == set()
+
+
+def test_the_complete_button_completes_the_job_through_the_service(dispatcher):
+    job = JobFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    url = reverse("admin:jobs_job_complete", args=[job.pk])
+
+    response = logged_in(dispatcher).post(url, {"status": ""}, follow=True)
+
+    assert messages_of(response) == [("success", f"Job {job.number} completed.")]
+    job.refresh_from_db()
+    assert job.life_cycle_state == COMPLETE.target
+    assert JobTransitionLog.objects.get(job=job).channel == "admin"
+
+
+def test_the_cancel_button_records_the_chosen_reason(dispatcher):
+    job = JobFactory()
+    reason = JobCancellationReasonFactory()
+    url = reverse("admin:jobs_job_cancel", args=[job.pk])
+
+    logged_in(dispatcher).post(url, {"status": "", "cancellation_reason": str(reason.pk)})
+
+    job.refresh_from_db()
+    assert (job.life_cycle_state, job.cancellation_reason) == ("CANCELLED", reason)
+
+
+def test_a_button_without_the_permission_is_refused_as_a_message(technician, unchanged):
+    job = JobFactory()
+    unchanged()
+    url = reverse("admin:jobs_job_cancel", args=[job.pk])
+    response = logged_in(technician).post(url, {"status": ""}, follow=True)
+    ((level, message),) = messages_of(response)
+    assert level == "error"
+    assert "jobs.cancel_job" in message
+
+
+# --- the job pages, and start progress case by case -----------------------------------------------
 
 
 def change_url(job):
@@ -30,37 +199,21 @@ def button_url(job):
 
 
 @pytest.fixture
-def as_dispatcher(client, dispatcher):
-    client.force_login(dispatcher)
-    return client
+def dispatchers_browser(dispatcher):
+    """The admin, logged in as the dispatcher (who may run every transition)."""
+    return logged_in(dispatcher)
 
 
 @pytest.fixture
-def as_viewer(client, viewer):
-    client.force_login(viewer)
-    return client
+def viewers_browser(viewer):
+    """The admin, logged in as the viewer (who may only look)."""
+    return logged_in(viewer)
 
 
-def run_action(client, jobs, url=CHANGELIST, **extra):
-    data = {"action": "start_progress_action", "_selected_action": [j.pk for j in jobs], **extra}
-    return client.post(url, data, follow="confirm" in extra)
-
-
-def messages_of(response) -> list[tuple[str, str]]:
-    return [(m.level_tag, m.message) for m in get_messages(response.wsgi_request)]
-
-
-def states(*jobs) -> list[str]:
-    return [Job.objects.get(pk=j.pk).life_cycle_state for j in jobs]
-
-
-# --- the changelist --------------------------------------------------------------------------
-
-
-def test_the_changelist_takes_the_same_queries_for_a_few_rows_or_a_full_page(as_dispatcher):
+def test_the_changelist_takes_the_same_queries_for_a_few_rows_or_a_full_page(dispatchers_browser):
     def queries_for_page():
         with count_queries() as queries:
-            assert as_dispatcher.get(CHANGELIST).status_code == 200
+            assert dispatchers_browser.get(CHANGELIST).status_code == 200
         return len(queries)
 
     for job in JobFactory.create_batch(3):
@@ -71,9 +224,11 @@ def test_the_changelist_takes_the_same_queries_for_a_few_rows_or_a_full_page(as_
     assert queries_for_page() == few
 
 
-def test_the_action_is_offered_only_to_users_who_may_start_jobs(as_dispatcher, viewer):
+def test_the_action_is_offered_only_to_users_who_may_start_jobs(dispatchers_browser, viewer):
     JobFactory()
-    choices = dict(as_dispatcher.get(CHANGELIST).context["action_form"].fields["action"].choices)
+    choices = dict(
+        dispatchers_browser.get(CHANGELIST).context["action_form"].fields["action"].choices
+    )
     assert "start_progress_action" in choices
 
     viewer_client = Client()
@@ -82,18 +237,15 @@ def test_the_action_is_offered_only_to_users_who_may_start_jobs(as_dispatcher, v
     assert action_form is None  # the viewer has no action at all
 
 
-# --- the confirmation page -------------------------------------------------------------------
-
-
 def test_the_action_first_shows_what_will_start_and_what_will_be_skipped_and_why(
-    as_dispatcher, unchanged
+    dispatchers_browser, unchanged
 ):
     pending = JobFactory()
     done = JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
     no_default = JobFactory(type=JobTypeFactory(without_default=True))
     unchanged()
 
-    response = run_action(as_dispatcher, [pending, done, no_default])
+    response = run_action(dispatchers_browser, START_PROGRESS, [pending, done, no_default])
 
     assert response.status_code == 200
     assert response.template_name == "admin/jobs/job/transition_confirmation.html"
@@ -114,7 +266,7 @@ def test_the_action_first_shows_what_will_start_and_what_will_be_skipped_and_why
 
 
 def test_the_status_choice_offers_the_default_and_statuses_every_selected_type_allows(
-    as_dispatcher,
+    dispatchers_browser,
 ):
     first, second = JobTypeFactory(), JobTypeFactory()
     shared = JobStatusFactory(name="On site")
@@ -122,20 +274,21 @@ def test_the_status_choice_offers_the_default_and_statuses_every_selected_type_a
     second.allowed_statuses.add(shared)
     jobs = [JobFactory(type=first), JobFactory(type=second)]
 
-    response = run_action(as_dispatcher, jobs)
+    response = run_action(dispatchers_browser, START_PROGRESS, jobs)
 
     choices = dict(response.context["form"].fields["status"].choices)
     assert choices == {"": "The type's default status", str(shared.pk): "On site"}
 
 
-# --- confirming ------------------------------------------------------------------------------
-
-
-def test_confirming_starts_the_jobs_and_reports_started_and_skipped(as_dispatcher, dispatcher):
+def test_confirming_starts_the_jobs_and_reports_started_and_skipped(
+    dispatchers_browser, dispatcher
+):
     started = JobFactory.create_batch(2)
     done = JobFactory(life_cycle_state=LifeCycleState.CANCELLED)
 
-    response = run_action(as_dispatcher, [*started, done], confirm="1", status="")
+    response = run_action(
+        dispatchers_browser, START_PROGRESS, [*started, done], confirm="1", status=""
+    )
 
     assert response.status_code == 200
     assert messages_of(response) == [
@@ -148,44 +301,54 @@ def test_confirming_starts_the_jobs_and_reports_started_and_skipped(as_dispatche
     }
 
 
-def test_confirming_with_a_status_starts_the_jobs_in_it(as_dispatcher):
+def test_confirming_with_a_status_starts_the_jobs_in_it(dispatchers_browser):
     job = JobFactory()
     onsite = JobStatusFactory()
     job.type.allowed_statuses.add(onsite)
 
-    run_action(as_dispatcher, [job], confirm="1", status=str(onsite.pk))
+    run_action(dispatchers_browser, START_PROGRESS, [job], confirm="1", status=str(onsite.pk))
 
     job.refresh_from_db()
     assert (job.life_cycle_state, job.status) == ("IN_PROGRESS", onsite)
 
 
-def test_the_skipped_message_names_the_first_few_and_counts_the_rest(as_dispatcher):
+def test_the_skipped_message_names_the_first_few_and_counts_the_rest(dispatchers_browser):
     done = JobFactory.create_batch(7, life_cycle_state=LifeCycleState.COMPLETED)
-    response = run_action(as_dispatcher, done, confirm="1", status="")
+    response = run_action(dispatchers_browser, START_PROGRESS, done, confirm="1", status="")
     ((level, message),) = messages_of(response)
     assert level == "warning"
     assert message.startswith("7 skipped: ")
     assert message.endswith(" and 2 more (not pending)")
 
 
-def test_a_status_outside_the_offered_choices_is_a_form_error_not_a_500(as_dispatcher, unchanged):
+def test_a_status_outside_the_offered_choices_is_a_form_error_not_a_500(
+    dispatchers_browser, unchanged
+):
     job = JobFactory()
     unchanged()
-    response = run_action(as_dispatcher, [job], confirm="1", status="99999")
+    response = run_action(dispatchers_browser, START_PROGRESS, [job], confirm="1", status="99999")
     assert response.status_code == 200
     assert response.context["form"].errors["status"]
 
 
-def test_selecting_all_jobs_across_pages_starts_every_match_of_the_filter(as_dispatcher):
+def test_selecting_all_jobs_across_pages_starts_every_match_of_the_filter(dispatchers_browser):
     job_type = JobTypeFactory()
     jobs = bulk_pending_jobs(job_type, 150)  # more than one changelist page (100)
     draft = JobFactory(type=job_type, life_cycle_state=LifeCycleState.DRAFT)
     url = f"{CHANGELIST}?life_cycle_state__exact=PENDING"
 
-    confirmation = run_action(as_dispatcher, jobs[:100], url=url, select_across="1")
+    confirmation = run_action(
+        dispatchers_browser, START_PROGRESS, jobs[:100], url=url, select_across="1"
+    )
     assert confirmation.context["preview"].will_run_count == 150
     response = run_action(
-        as_dispatcher, jobs[:100], url=url, select_across="1", confirm="1", status=""
+        dispatchers_browser,
+        START_PROGRESS,
+        jobs[:100],
+        url=url,
+        select_across="1",
+        confirm="1",
+        status="",
     )
 
     assert ("success", "150 jobs started.") in messages_of(response)
@@ -195,7 +358,7 @@ def test_selecting_all_jobs_across_pages_starts_every_match_of_the_filter(as_dis
 
 @pytest.mark.parametrize("step", ["confirmation", "run"])
 def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
-    as_dispatcher, settings, step
+    dispatchers_browser, settings, step
 ):
     settings.JOBS_BULK_BATCH_SIZE = 250
     job_type = JobTypeFactory()
@@ -206,7 +369,9 @@ def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
         Job.objects.filter(life_cycle_state=LifeCycleState.PENDING).delete()
         jobs = bulk_pending_jobs(job_type, count, prefix)
         with count_queries() as queries:
-            run_action(as_dispatcher, jobs[:100], url=url, select_across="1", **extra)
+            run_action(
+                dispatchers_browser, START_PROGRESS, jobs[:100], url=url, select_across="1", **extra
+            )
         return len(queries)
 
     one_batch, four_batches = queries_for(250, "A"), queries_for(1000, "B")
@@ -216,19 +381,18 @@ def test_a_thousand_selected_jobs_take_a_fixed_number_of_queries_per_batch(
     assert four_batches - one_batch == 3 * per_batch
 
 
-# --- the button on the change page -----------------------------------------------------------
-
-
-def test_a_pending_jobs_page_has_the_button_for_a_dispatcher(as_dispatcher):
+def test_a_pending_jobs_page_has_the_button_for_a_dispatcher(dispatchers_browser):
     job = JobFactory()
-    page = as_dispatcher.get(change_url(job)).content.decode()
+    page = dispatchers_browser.get(change_url(job)).content.decode()
     assert 'id="start-progress-button"' in page
     assert f'action="{button_url(job)}"' in page
 
 
-def test_the_button_is_absent_for_other_states_and_for_viewers(as_dispatcher, viewer):
+def test_the_button_is_absent_for_other_states_and_for_viewers(dispatchers_browser, viewer):
     started = JobFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
-    assert "start-progress-button" not in as_dispatcher.get(change_url(started)).content.decode()
+    assert (
+        "start-progress-button" not in dispatchers_browser.get(change_url(started)).content.decode()
+    )
 
     pending = JobFactory()
     viewer_client = Client()
@@ -236,10 +400,10 @@ def test_the_button_is_absent_for_other_states_and_for_viewers(as_dispatcher, vi
     assert "start-progress-button" not in viewer_client.get(change_url(pending)).content.decode()
 
 
-def test_the_button_starts_the_job_through_the_service(as_dispatcher, dispatcher):
+def test_the_button_starts_the_job_through_the_service(dispatchers_browser, dispatcher):
     job = JobFactory()
 
-    response = as_dispatcher.post(button_url(job), {"status": ""}, follow=True)
+    response = dispatchers_browser.post(button_url(job), {"status": ""}, follow=True)
 
     assert messages_of(response) == [("success", f"Job {job.number} started.")]
     assert states(job) == ["IN_PROGRESS"]
@@ -248,17 +412,17 @@ def test_the_button_starts_the_job_through_the_service(as_dispatcher, dispatcher
     assert "start-progress-button" not in response.content.decode()
 
 
-def test_the_button_reports_a_refusal_as_a_message(as_dispatcher, unchanged):
+def test_the_button_reports_a_refusal_as_a_message(dispatchers_browser, unchanged):
     job = JobFactory(type=JobTypeFactory(without_default=True))
     unchanged()
-    response = as_dispatcher.post(button_url(job), {"status": ""}, follow=True)
+    response = dispatchers_browser.post(button_url(job), {"status": ""}, follow=True)
     ((level, message),) = messages_of(response)
     assert level == "error"
     assert "no default status" in message
 
 
-def test_the_button_only_answers_post(as_dispatcher):
-    assert as_dispatcher.get(button_url(JobFactory())).status_code == 405
+def test_the_button_only_answers_post(dispatchers_browser):
+    assert dispatchers_browser.get(button_url(JobFactory())).status_code == 405
 
 
 def test_a_post_without_the_csrf_token_is_refused(dispatcher, unchanged):
@@ -272,9 +436,6 @@ def test_a_post_without_the_csrf_token_is_refused(dispatcher, unchanged):
         {"action": "start_progress_action", "_selected_action": [job.pk], "confirm": "1"},
     )
     assert response.status_code == 403
-
-
-# --- the job page ----------------------------------------------------------------------------
 
 
 @pytest.fixture

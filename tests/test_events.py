@@ -9,12 +9,10 @@ from django.db import DatabaseError, connection, transaction
 
 from jobs.models import Channel, Event, Job, LifeCycleState
 from jobs.services import job_bulk_transition, job_transition
-from jobs.transitions import TRANSITIONS
 from tests.factories import JobCancellationReasonFactory, JobFactory, UserFactory
-from tests.helpers import ROOT, code_of, failing_log_insert, requires_postgresql
+from tests.helpers import ROOT, code_of, every_transition, failing_log_insert, requires_postgresql
 
 EVENTS = ROOT + "events"
-every_transition = pytest.mark.parametrize("declared", TRANSITIONS.values(), ids=TRANSITIONS)
 
 
 def feed(client, **params):

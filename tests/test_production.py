@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from django.db import OperationalError
 from django.test import override_settings
 
 from tests.factories import JobFactory
-from tests.helpers import LOGIN, ON_POSTGRESQL, by_identifier_url, code_of
+from tests.helpers import LOGIN, ON_POSTGRESQL, by_identifier_url, code_of, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -40,12 +39,6 @@ def documented_production_environment() -> dict[str, str]:
         if match:
             values[match.group(1)] = match.group(2)
     return values
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def request(port, method, path, body=None, headers=None):

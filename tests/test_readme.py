@@ -8,7 +8,6 @@ compared with the `# ` lines that follow it in the README (times and tokens asid
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -46,12 +47,6 @@ def examples(block: str) -> list[tuple[str, list[str]]]:
         if command:
             steps.append(("\n".join(command), expected))
     return steps
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,7 @@
-import json
-from io import StringIO
-
 import pytest
 from django.core.management import call_command
+
+from tests.helpers import openapi_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -12,14 +11,8 @@ def test_the_openapi_schema_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
 
 
-def schema() -> dict:
-    out = StringIO()
-    call_command("spectacular", "--format", "openapi-json", stdout=out)
-    return json.loads(out.getvalue())
-
-
 def test_the_schema_documents_the_crm_method_its_errors_and_both_auth_schemes():
-    document = schema()
+    document = openapi_schema()
     operation = document["paths"]["/crmapi/rest/v2/jobs/all_scopes/start_progress"]["post"]
     documented = " ".join(r["description"] for r in operation["responses"].values())
     for code in (
@@ -40,7 +33,7 @@ def test_the_schema_documents_the_crm_method_its_errors_and_both_auth_schemes():
 
 
 def test_identifier_objects_take_exactly_one_key():
-    body = schema()["components"]["schemas"]["StartProgressByIdentifierInputRequest"]
+    body = openapi_schema()["components"]["schemas"]["StartProgressByIdentifierInputRequest"]
     identifier = body["properties"]["job_identifier"]
     assert (identifier["minProperties"], identifier["maxProperties"]) == (1, 1)
     assert set(identifier["properties"]) == {"id", "number"}
@@ -56,7 +49,7 @@ def test_the_schema_and_docs_are_served(client):
 def test_every_transition_and_the_statuses_look_up_are_documented_with_their_codes():
     from jobs.transitions import TRANSITIONS
 
-    paths = schema()["paths"]
+    paths = openapi_schema()["paths"]
     for name, declared in TRANSITIONS.items():
         for path in (
             f"/crmapi/rest/v2/jobs/all_scopes/{name}",
@@ -67,7 +60,7 @@ def test_every_transition_and_the_statuses_look_up_are_documented_with_their_cod
             for parameter in declared.parameters:
                 assert parameter.not_found.code in documented
             assert "JOB_STATE_CONFLICT" in documented
-    cancel = schema()["components"]["schemas"]["CancelByIdentifierInputRequest"]
+    cancel = openapi_schema()["components"]["schemas"]["CancelByIdentifierInputRequest"]
     assert "cancellation_reason_identifier" in cancel["properties"]
     look_up = paths["/crmapi/rest/v2/jobs/configuration/statuses/list"]["get"]
     assert {p["name"] for p in look_up["parameters"]} == {"job_type_identifier", "life_cycle_state"}

@@ -21,11 +21,10 @@ from tests.factories import (
     UserFactory,
     status_of,
 )
-from tests.helpers import count_queries
+from tests.helpers import count_queries, every_transition
 
 pytestmark = pytest.mark.django_db
 
-every_transition = pytest.mark.parametrize("declared", TRANSITIONS.values(), ids=TRANSITIONS)
 SELECTIONS = [
     None,
     "id,life_cycle_state",

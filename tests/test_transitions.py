@@ -1,6 +1,8 @@
 """Every declared transition through the one service: the contract each must keep, run for all of
 them, then what complete and cancel do beyond it."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import DatabaseError, connection
@@ -8,10 +10,12 @@ from django.db import DatabaseError, connection
 from jobs.exceptions import (
     CancellationReasonNotFound,
     InvalidIdentifier,
+    JobNotFound,
     JobStateConflict,
     NoDefaultStatus,
     PermissionDenied,
     StatusNotAllowed,
+    StatusNotFound,
 )
 from jobs.models import Channel, Job, JobTransitionLog, JobType, LifeCycleState
 from jobs.services import job_bulk_transition, job_transition
@@ -20,16 +24,15 @@ from tests.factories import (
     AssignmentFactory,
     JobCancellationReasonFactory,
     JobFactory,
+    JobStatusFactory,
     JobTypeFactory,
     UserFactory,
     bulk_pending_jobs,
     status_of,
 )
-from tests.helpers import BATCH_WRITES, WRITES, count_queries, failing_log_insert
+from tests.helpers import BATCH_WRITES, WRITES, count_queries, every_transition, failing_log_insert
 
 pytestmark = pytest.mark.django_db
-
-every_transition = pytest.mark.parametrize("declared", TRANSITIONS.values(), ids=TRANSITIONS)
 
 
 def every_source_of_every_transition():
@@ -58,7 +61,7 @@ def run(declared, job, user, **kwargs) -> Job:
     return job_transition(transition=declared, job=job, user=user, channel=Channel.API, **kwargs)
 
 
-# --- the declarations ------------------------------------------------------------------------
+# --- the declarations -----------------------------------------------------------------------------
 
 
 def test_each_declaration_reads_its_states_and_permission_from_the_model():
@@ -87,7 +90,7 @@ def test_every_declared_permission_exists(declared):
     assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists()
 
 
-# --- what every transition does --------------------------------------------------------------
+# --- what every transition does -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("declared", "source"), every_source_of_every_transition())
@@ -344,7 +347,7 @@ def test_a_failing_bulk_batch_is_rolled_back_whole_and_a_rerun_finishes(dispatch
     assert JobTransitionLog.objects.count() == 6
 
 
-# --- what each does beyond the shared contract ---------------------------------------------
+# --- what each does beyond the shared contract ----------------------------------------------------
 
 
 def test_start_progress_records_the_actual_start(dispatcher):
@@ -427,3 +430,470 @@ def test_a_transition_refuses_a_parameter_it_does_not_take(dispatcher, declared,
     unchanged()
     with pytest.raises(TypeError, match="cancellation_reason"):
         run(declared, job, dispatcher, cancellation_reason={"id": 1})
+
+
+# --- start progress, case by case -----------------------------------------------------------------
+
+
+def test_it_starts_a_pending_job_in_its_types_default_status(dispatcher):
+    job = JobFactory()
+
+    started = job_transition(
+        transition=START_PROGRESS, job={"number": job.number}, user=dispatcher, channel=Channel.API
+    )
+
+    job.refresh_from_db()
+    assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
+    assert job.status == job.type.default_start_status
+    assert job.updated_by_user == dispatcher
+    assert started.pk == job.pk
+    assert started.life_cycle_state == LifeCycleState.IN_PROGRESS
+
+
+def test_it_writes_one_log_row_describing_the_transition(dispatcher):
+    job = JobFactory()
+    pending_status = job.status
+
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.COMMAND)
+
+    (log,) = JobTransitionLog.objects.filter(job=job)
+    assert (log.from_state, log.to_state) == (LifeCycleState.PENDING, LifeCycleState.IN_PROGRESS)
+    assert log.from_status == pending_status
+    assert log.to_status == job.type.default_start_status
+    assert log.user == dispatcher
+    assert log.channel == "command"
+
+
+@pytest.mark.parametrize("key", ["id", "name", "alternative_code"])
+def test_it_starts_in_the_requested_status_named_by_any_identifier(dispatcher, key):
+    job = JobFactory()
+    onsite = JobStatusFactory(name="On site", alternative_code="ONSITE")
+    job.type.allowed_statuses.add(onsite)
+
+    job_transition(
+        transition=START_PROGRESS,
+        job=job.pk,
+        status={key: getattr(onsite, key)},
+        user=dispatcher,
+        channel=Channel.API,
+    )
+
+    job.refresh_from_db()
+    assert job.status == onsite
+
+
+def test_it_finds_the_job_by_id(dispatcher):
+    job = JobFactory()
+    job_transition(
+        transition=START_PROGRESS, job={"id": job.pk}, user=dispatcher, channel=Channel.API
+    )
+    job.refresh_from_db()
+    assert job.life_cycle_state == LifeCycleState.IN_PROGRESS
+
+
+@pytest.mark.parametrize("key", ["id", "number"])
+def test_starts_asked_alike_each_move_their_own_job(dispatcher, key):
+    # Same transition, identifier and answer: one lock statement, run with each value.
+    jobs = JobFactory.create_batch(3)
+    load = ["description", "assigned_to__user__username"]
+    AssignmentFactory(job=jobs[1], user=UserFactory(username="fitter"))
+
+    moved = [
+        job_transition(
+            transition=START_PROGRESS,
+            job={key: getattr(job, key)},
+            user=dispatcher,
+            channel=Channel.API,
+            load=load,
+        )
+        for job in jobs
+    ]
+
+    assert [m.pk for m in moved] == [j.pk for j in jobs]
+    assert [m.description for m in moved] == [j.description for j in jobs]
+    assert moved[1].assigned_to.user.username == "fitter"
+    assert set(Job.objects.values_list("life_cycle_state", flat=True)) == {"IN_PROGRESS"}
+    with pytest.raises(JobNotFound):
+        job_transition(
+            transition=START_PROGRESS,
+            job={key: "99999" if key == "number" else 99999},
+            user=dispatcher,
+            channel=Channel.API,
+            load=load,
+        )
+
+
+def test_it_sets_the_expiration_when_the_type_expires_on_start(dispatcher):
+    job = JobFactory(type=JobTypeFactory(expires_on_start=True))
+
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
+
+    job.refresh_from_db()
+    assert job.expiration_date == job.updated_date + timedelta(days=3)
+
+
+def test_it_leaves_the_expiration_alone_for_other_types(dispatcher):
+    job = JobFactory()
+    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
+    job.refresh_from_db()
+    assert job.expiration_date is None
+
+
+@pytest.mark.parametrize("named_status", [True, False])
+def test_one_start_takes_five_queries(dispatcher, named_status):
+    job = JobFactory(type=JobTypeFactory(expires_on_start=True))
+    AssignmentFactory(job=job)
+    code = status_of(job.type, LifeCycleState.IN_PROGRESS).alternative_code
+    dispatcher = UserFactory(username=dispatcher.username)  # a fresh user: no permission cache
+
+    with count_queries() as queries:
+        started = job_transition(
+            transition=START_PROGRESS,
+            job={"number": job.number},
+            status={"alternative_code": code} if named_status else None,
+            user=dispatcher,
+            channel=Channel.API,
+        )
+        # everything the caller may read of the started job is already loaded
+        assert started.status.alternative_code == code
+        assert started.expiration_date is not None
+
+    # permissions 1, lock 1 (with the status asked for), then the writes
+    assert len(queries) == 2 + WRITES, queries.sql
+
+
+def test_it_refuses_a_user_without_the_permission(viewer, unchanged):
+    job = JobFactory()
+    unchanged()
+    with pytest.raises(PermissionDenied):
+        job_transition(transition=START_PROGRESS, job=job, user=viewer, channel=Channel.API)
+
+
+def test_it_refuses_an_inactive_user_even_with_the_permission(dispatcher):
+    dispatcher.is_active = False
+    dispatcher.save()
+    with pytest.raises(PermissionDenied):
+        job_transition(
+            transition=START_PROGRESS, job=JobFactory(), user=dispatcher, channel=Channel.API
+        )
+
+
+def test_it_reports_an_unknown_job(dispatcher):
+    with pytest.raises(JobNotFound):
+        job_transition(
+            transition=START_PROGRESS,
+            job={"number": "JB99999"},
+            user=dispatcher,
+            channel=Channel.API,
+        )
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        LifeCycleState.DRAFT,
+        LifeCycleState.IN_PROGRESS,
+        LifeCycleState.COMPLETED,
+        LifeCycleState.CANCELLED,
+    ],
+)
+def test_it_refuses_a_job_that_is_not_pending_and_names_its_state(dispatcher, state, unchanged):
+    job = JobFactory(life_cycle_state=state)
+    unchanged()
+    with pytest.raises(JobStateConflict, match=state):
+        job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
+
+
+def test_it_refuses_an_unknown_status(dispatcher, unchanged):
+    job = JobFactory()
+    unchanged()
+    with pytest.raises(StatusNotFound):
+        job_transition(
+            transition=START_PROGRESS,
+            job=job,
+            status={"name": "Nope"},
+            user=dispatcher,
+            channel=Channel.API,
+        )
+
+
+def test_it_refuses_a_status_the_type_does_not_allow(dispatcher, unchanged):
+    job = JobFactory()
+    foreign = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    unchanged()
+    with pytest.raises(StatusNotAllowed, match="not allowed"):
+        job_transition(
+            transition=START_PROGRESS,
+            job=job,
+            status={"id": foreign.pk},
+            user=dispatcher,
+            channel=Channel.API,
+        )
+
+
+def test_it_refuses_an_allowed_status_that_is_not_in_progress(dispatcher, unchanged):
+    job = JobFactory()
+    completed = status_of(job.type, LifeCycleState.COMPLETED)
+    unchanged()
+    with pytest.raises(StatusNotAllowed, match="not IN_PROGRESS"):
+        job_transition(
+            transition=START_PROGRESS,
+            job=job,
+            status=completed,
+            user=dispatcher,
+            channel=Channel.API,
+        )
+
+
+def test_it_refuses_a_type_without_default_when_no_status_is_named(dispatcher, unchanged):
+    job = JobFactory(type=JobTypeFactory(without_default=True))
+    unchanged()
+    with pytest.raises(NoDefaultStatus):
+        job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
+
+
+def test_a_job_changed_between_read_and_write_is_a_conflict_and_leaves_no_log(
+    dispatcher, monkeypatch
+):
+    # Where the database cannot lock rows, another writer may start the job after we read it as
+    # PENDING: we simulate that read going stale.
+    job = JobFactory()
+    Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    stale_reads(monkeypatch, of={job.pk})
+
+    with pytest.raises(JobStateConflict, match="another request"):
+        job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel=Channel.API)
+    assert not JobTransitionLog.objects.exists()
+
+
+def stale_reads(monkeypatch, *, of: set[int]) -> None:
+    """Make the next read of each job in `of` still see it PENDING, as a read that another writer
+    overtakes would (where the database cannot lock rows)."""
+    real_from_db = Job.from_db.__func__
+    stale = set(of)
+
+    def from_db(cls, db, field_names, values):
+        job = real_from_db(cls, db, field_names, values)
+        if job.pk in stale:
+            stale.discard(job.pk)
+            job.__dict__["life_cycle_state"] = LifeCycleState.PENDING
+        return job
+
+    monkeypatch.setattr(Job, "from_db", classmethod(from_db))
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "JB00001",
+        7.0,
+        ["JB00001"],
+        {},
+        {"id": 1, "number": "JB00001"},
+        {"code": "x"},
+        {"id": "abc"},
+        {"id": True},
+        {"number": ""},
+        {"number": 5},
+    ],
+)
+def test_it_rejects_a_malformed_job_identifier(dispatcher, identifier):
+    with pytest.raises(InvalidIdentifier):
+        job_transition(
+            transition=START_PROGRESS, job=identifier, user=dispatcher, channel=Channel.API
+        )
+
+
+def test_bulk_start_reports_each_job_in_input_order_and_starts_the_good_ones(dispatcher):
+    good = JobFactory()
+    done = JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
+    no_default = JobFactory(type=JobTypeFactory(without_default=True))
+    also_good = JobFactory()
+
+    seen = []
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[
+            good.number,
+            done.number,
+            "JB99999",
+            no_default.number,
+            also_good.number,
+            good.number,
+        ],
+        user=dispatcher,
+        channel=Channel.ADMIN,
+        on_batch=seen.extend,
+    )
+
+    assert [(o.number, o.done, o.code) for o in seen] == [
+        (good.number, True, ""),
+        (done.number, False, "JOB_STATE_CONFLICT"),
+        ("JB99999", False, "JOB_NOT_FOUND"),
+        (no_default.number, False, "NO_DEFAULT_STATUS"),
+        (also_good.number, True, ""),
+    ]
+    assert summary.done == 2
+    assert [o.number for o in summary.skipped] == [done.number, "JB99999", no_default.number]
+    assert all(o.reason for o in summary.skipped)
+    assert set(
+        Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).values_list("pk", flat=True)
+    ) == {good.pk, also_good.pk}
+    assert JobTransitionLog.objects.filter(channel="admin").count() == 2
+
+
+def test_bulk_start_in_a_named_status_skips_types_that_do_not_allow_it(dispatcher):
+    allowing, other = JobTypeFactory(), JobTypeFactory()
+    onsite = JobStatusFactory(alternative_code="ONSITE")
+    allowing.allowed_statuses.add(onsite)
+    a, b = JobFactory(type=allowing), JobFactory(type=other)
+
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[a.number, b.number],
+        status={"alternative_code": "ONSITE"},
+        user=dispatcher,
+        channel=Channel.COMMAND,
+    )
+
+    assert summary.done == 1
+    assert [(o.number, o.code) for o in summary.skipped] == [(b.number, "STATUS_NOT_ALLOWED")]
+    a.refresh_from_db()
+    assert a.status == onsite
+
+
+def test_bulk_start_with_an_unknown_status_skips_every_job(dispatcher):
+    jobs = JobFactory.create_batch(2)
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[j.number for j in jobs],
+        status={"name": "Nope"},
+        user=dispatcher,
+        channel=Channel.COMMAND,
+    )
+    assert summary.done == 0
+    assert {o.code for o in summary.skipped} == {"STATUS_NOT_FOUND"}
+
+
+def test_bulk_start_takes_a_queryset_and_pages_through_it(dispatcher):
+    job_type = JobTypeFactory(expires_on_start=True)
+    JobFactory.create_batch(7, type=job_type)
+    JobFactory(type=job_type, life_cycle_state=LifeCycleState.DRAFT)
+
+    batches = []
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=Job.objects.filter(life_cycle_state=LifeCycleState.PENDING),
+        user=dispatcher,
+        channel=Channel.COMMAND,
+        batch_size=3,
+        on_batch=lambda b: batches.append(len(b)),
+    )
+
+    assert summary.done == 7
+    assert batches == [3, 3, 1]
+    started = Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    assert started.count() == 7
+    assert all(j.expiration_date == j.updated_date + timedelta(days=3) for j in started)
+    assert JobTransitionLog.objects.count() == 7
+
+
+def test_a_dry_run_reports_what_would_happen_and_changes_nothing(dispatcher, unchanged):
+    pending, draft = JobFactory(), JobFactory(life_cycle_state=LifeCycleState.DRAFT)
+    unchanged()
+
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[pending.number, draft.number],
+        user=dispatcher,
+        channel=Channel.COMMAND,
+        dry_run=True,
+    )
+
+    assert summary.dry_run
+    assert summary.done == 1
+    assert [(o.number, o.code) for o in summary.skipped] == [(draft.number, "JOB_STATE_CONFLICT")]
+
+
+def test_bulk_start_refuses_a_user_without_the_permission_before_touching_anything(
+    viewer, unchanged
+):
+    job = JobFactory()
+    unchanged()
+    with pytest.raises(PermissionDenied):
+        job_bulk_transition(
+            transition=START_PROGRESS, jobs=[job.number], user=viewer, channel=Channel.ADMIN
+        )
+
+
+@pytest.mark.parametrize("total", [10, 40])
+def test_bulk_start_takes_a_fixed_number_of_queries_per_batch(dispatcher, total):
+    types = JobTypeFactory.create_batch(3)
+    numbers = [JobFactory(type=types[i % 3]).number for i in range(total)]
+    dispatcher = UserFactory(username=dispatcher.username)  # no permission cache
+    status = status_of(types[0], LifeCycleState.IN_PROGRESS)
+    for t in types[1:]:
+        t.allowed_statuses.add(status)
+
+    with count_queries() as queries:
+        summary = job_bulk_transition(
+            transition=START_PROGRESS,
+            jobs=numbers,
+            status=status,
+            user=dispatcher,
+            channel=Channel.COMMAND,
+            batch_size=10,
+        )
+
+    assert summary.done == total
+    batches = total // 10
+    # per run: permissions 1, status 2, the job types 1; per batch: lock, then the writes
+    assert len(queries) == 4 + (1 + BATCH_WRITES) * batches, queries.sql
+
+
+def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(dispatcher):
+    jobs = JobFactory.create_batch(6)
+    numbers = [j.number for j in jobs]
+    with failing_log_insert(on_call=2), pytest.raises(DatabaseError):
+        job_bulk_transition(
+            transition=START_PROGRESS,
+            jobs=numbers,
+            user=dispatcher,
+            channel=Channel.COMMAND,
+            batch_size=3,
+        )
+
+    states = dict(Job.objects.values_list("number", "life_cycle_state"))
+    assert [states[n] for n in numbers] == ["IN_PROGRESS"] * 3 + ["PENDING"] * 3
+    assert JobTransitionLog.objects.count() == 3
+
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=numbers,
+        user=dispatcher,
+        channel=Channel.COMMAND,
+        batch_size=3,
+    )
+    assert summary.done == 3
+    assert {o.code for o in summary.skipped} == {"JOB_STATE_CONFLICT"}
+    assert JobTransitionLog.objects.count() == 6
+    assert Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS).count() == 6
+
+
+def test_a_bulk_batch_that_loses_a_race_is_redone_and_reports_the_conflict(dispatcher, monkeypatch):
+    winner_took, ours = JobFactory(), JobFactory()
+    Job.objects.filter(pk=winner_took.pk).update(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    stale_reads(monkeypatch, of={winner_took.pk})
+
+    summary = job_bulk_transition(
+        transition=START_PROGRESS,
+        jobs=[winner_took.number, ours.number],
+        user=dispatcher,
+        channel=Channel.API,
+    )
+
+    assert summary.done == 1
+    assert [(o.number, o.code) for o in summary.skipped] == [
+        (winner_took.number, "JOB_STATE_CONFLICT")
+    ]
+    assert list(JobTransitionLog.objects.values_list("job_id", flat=True)) == [ours.pk]

@@ -57,11 +57,16 @@ def _leaving_status() -> Subquery:
     return Subquery(leaving[:1], output_field=models.JSONField())
 
 
+# What a transition reads of a job; the columns it assigns need not be read.
+READ = ("id", "number", "life_cycle_state", "status_id", "type_id", "expiration_date")
+
+
 def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
     # One lock order for everyone, so two bulk runs cannot deadlock. The status a job leaves is a
     # subquery, not a join: see jobs.sql.lock_job.
     return (
         jobs.select_for_update(of=("self",))
+        .only(*READ)
         .annotate(leaving_status=_leaving_status())
         .order_by("pk")
     )
@@ -198,7 +203,7 @@ class _BulkRun:
 
     def _run(self, jobs: QuerySet[Job]) -> list[Outcome]:
         request, declared = self.request, self.request.transition
-        loaded = list(jobs.order_by("pk") if self.dry_run else _locked(jobs))
+        loaded = list(jobs.only(*READ).order_by("pk") if self.dry_run else _locked(jobs))
         self.types.attach(loaded)
         at = Moment.now()
         outcomes: list[Outcome] = []

@@ -30,17 +30,24 @@ class LostRace(Exception):
     """A job changed state between our read and our write."""
 
 
+# A column the job was read without (a bulk run reads only what transitions read).
+NOT_READ = object()
+
+
 def snapshot(job: Job) -> tuple:
     """The writable columns' values as read, to tell afterwards what the transition changed."""
-    return tuple(getattr(job, name) for name in WRITABLE)
+    deferred = job.get_deferred_fields()
+    return tuple(NOT_READ if name in deferred else getattr(job, name) for name in WRITABLE)
 
 
 def changes(before: tuple, job: Job) -> dict[str, Any]:
-    """The columns the transition changed on `job`, by name, with their new values."""
+    """The columns the transition changed on `job`, by name, with their new values: those whose
+    value differs, and those it assigned without their having been read."""
+    deferred = job.get_deferred_fields()
     return {
-        name: new
-        for name, old, new in zip(WRITABLE, before, snapshot(job), strict=True)
-        if new != old
+        name: getattr(job, name)
+        for name, old in zip(WRITABLE, before, strict=True)
+        if name not in deferred and (old is NOT_READ or getattr(job, name) != old)
     }
 
 

@@ -279,8 +279,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": os.environ.get("LOGIN_RATE", "10/minute")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # No OPTIONS metadata document: it is not the envelope, and the schema says it all.
-    "DEFAULT_METADATA_CLASS": None,
+    # OPTIONS answers with the allowed methods in the envelope; the schema says the rest.
+    "DEFAULT_METADATA_CLASS": "jobs.api.metadata.AllowedMethods",
 }
 
 SIMPLE_JWT = {

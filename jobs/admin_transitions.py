@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from jobs.exceptions import JobsError
+from jobs.identifiers import is_number
 from jobs.models import Channel, Job, JobStatus
 from jobs.selectors import statuses_allowed_for_every_type, statuses_of_type
 from jobs.services import Outcome, job_bulk_transition, job_transition
@@ -284,7 +285,7 @@ class TransitionAdminMixin:
     def transition_buttons(self, request: HttpRequest, object_id: str) -> list[dict[str, Any]]:
         """A button for each transition the job's state allows and the user may run, with the
         statuses its type allows in the target state."""
-        if not str(object_id).isdigit():
+        if not is_number(str(object_id)):
             return []
         job = Job.objects.filter(pk=object_id).select_related("type").first()
         if job is None:

@@ -16,6 +16,12 @@ CATALOG_IDENTIFIER_FIELDS = ("id", "name", "alternative_code")
 STATUS_IDENTIFIER_FIELDS = CATALOG_IDENTIFIER_FIELDS
 
 
+def is_number(text: str) -> bool:
+    """Whether `text` is a whole number written in ASCII digits: str.isdigit() also takes "²",
+    which int() refuses, and "١٩٨", which int() reads as 198."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_identifier(value: Any, *, fields: tuple[str, ...], parameter: str) -> dict[str, Any]:
     """Validate a CRM.COM identifier object: exactly one of `fields`, with a usable value."""
     allowed = ", ".join(fields)
@@ -39,7 +45,7 @@ def parse_identifier(value: Any, *, fields: tuple[str, ...], parameter: str) -> 
         if (
             isinstance(raw, bool)
             or not isinstance(raw, int | str)
-            or not str(raw).isdigit()
+            or not is_number(str(raw))
             or not 1 <= int(raw) <= MAX_ID
         ):
             raise InvalidIdentifier(

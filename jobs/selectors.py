@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, Model, Q, QuerySet
 
 from jobs.exceptions import InvalidIdentifier, JobsError, JobTypeNotFound
-from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
+from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, is_number, parse_identifier
 from jobs.models import Job, JobStatus, JobType
 from jobs.transitions import TRANSITIONS
 
@@ -17,7 +17,7 @@ def catalog_entry_named(model: type[Model], value: str, *, not_found: type[JobsE
     """The one status, type or reason whose id, name or alternative code is `value`, as an
     operator types it on the command line; `not_found` is raised when none is."""
     matches = Q(name=value) | Q(alternative_code=value)
-    if value.isdigit():
+    if is_number(value):
         matches |= Q(pk=int(value))
     found = list(model.objects.filter(matches)[:2])
     noun = model._meta.verbose_name

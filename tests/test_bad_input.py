@@ -180,3 +180,147 @@ def test_under_gunicorn_a_huge_or_deep_body_is_answered_not_reset(gunicorn):
         )
         connection.close()
     assert "Traceback" not in log.read_text()
+
+
+# --- odd but real input: never a 500 ----------------------------------------------------------
+
+GET_PATHS = [ROOT + "jobs", ROOT + "events", ROOT + "jobs/configuration/statuses/list"]
+ODD_DIGITS = ["\u00b2", "\u0661\u0669\u0668", "\uff11\uff12"]  # ², Arabic-Indic, fullwidth
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "text/html"])
+def test_an_accept_header_that_rules_json_out_is_406_in_the_envelope_everywhere(
+    as_dispatcher, settings, accept, caplog
+):
+    settings.DEBUG = False
+    job = JobFactory()
+    for path in [*GET_PATHS, *body_reading_paths(job)]:
+        method = as_dispatcher.get if path in GET_PATHS else as_dispatcher.post
+        with caplog.at_level(logging.WARNING):
+            response = method(path, {}, format="json", HTTP_ACCEPT=accept)
+        assert (response.status_code, response.json()["status"]["code"]) == (
+            406,
+            "NOT_ACCEPTABLE",
+        ), path
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+@pytest.mark.parametrize("digits", ODD_DIGITS)
+def test_digits_other_than_ascii_are_no_identifier(as_dispatcher, unchanged, digits):
+    job = JobFactory(number="JB00198")
+    unchanged()
+    for path in (by_identifier_url(name) for name in TRANSITIONS):
+        for body in (
+            {"job_identifier": {"id": digits}},
+            {"job_identifier": {"id": job.pk}, "status_identifier": {"id": digits}},
+        ):
+            response = as_dispatcher.post(path, body, format="json")
+            assert (response.status_code, response.json()["status"]["code"]) == (
+                400,
+                "INVALID_IDENTIFIER",
+            ), (path, body)
+
+
+@pytest.mark.parametrize("digits", ODD_DIGITS)
+def test_digits_other_than_ascii_are_no_number_of_results_offset_or_type_id(as_dispatcher, digits):
+    for path, params in (
+        (ROOT + "jobs", {"number_of_results": digits}),
+        (ROOT + "jobs", {"offset": digits}),
+        (ROOT + "events", {"number_of_results": digits}),
+    ):
+        response = as_dispatcher.get(path, params)
+        assert (response.status_code, response.json()["status"]["code"]) == (
+            400,
+            "INVALID_PARAMETER",
+        ), (path, params)
+    response = as_dispatcher.get(
+        ROOT + "jobs/configuration/statuses/list", {"job_type_identifier": f"id={digits}"}
+    )
+    assert response.status_code == 400
+    assert response.json()["status"]["code"] in {"INVALID_IDENTIFIER", "JOB_TYPE_NOT_FOUND"}
+
+
+def test_an_admin_page_for_an_odd_id_is_not_a_500(client, dispatcher):
+    client.force_login(dispatcher)
+    assert client.get("/admin/jobs/job/²/change/", follow=True).status_code == 200
+
+
+LONE_SURROGATE = '"\\ud800"'
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '"job_identifier": {"number": %s}',
+        '"job_identifier": {"id": 1}, "status_identifier": {"name": %s}',
+        '"job_identifier": {"id": 1}, "fields_set": %s',
+        '"job_identifier": {"id": 1}, "token": %s',
+    ],
+)
+def test_a_lone_surrogate_in_a_body_is_invalid_parameter_in_the_envelope(
+    as_dispatcher, settings, field
+):
+    settings.DEBUG = False
+    body = "{" + field % LONE_SURROGATE + "}"
+    for name in TRANSITIONS:
+        response = as_dispatcher.post(
+            by_identifier_url(name), body, content_type="application/json"
+        )
+        assert (response.status_code, response.json()["status"]["code"]) == (
+            400,
+            "INVALID_PARAMETER",
+        )
+
+
+def test_a_lone_surrogate_in_a_login_is_invalid_parameter(api):
+    body = '{"username": ' + LONE_SURROGATE + ', "password": "x"}'
+    response = api.post(LOGIN, body, content_type="application/json")
+    assert (response.status_code, response.json()["status"]["code"]) == (400, "INVALID_PARAMETER")
+
+
+@pytest.mark.parametrize("path", [ROOT + "jobs", by_identifier_url("start_progress")])
+def test_options_answers_the_allowed_methods_in_the_envelope(as_dispatcher, path):
+    response = as_dispatcher.options(path)
+    assert response.status_code == 200
+    allowed = {m.strip() for m in response["Allow"].split(",")}
+    assert set(response.json()["data"]["allowed_methods"]) == allowed
+    assert "OPTIONS" in allowed
+
+
+def test_a_browser_session_without_its_csrf_token_is_told_so(dispatcher):
+    from rest_framework.test import APIClient
+
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(dispatcher)
+    response = browser.post(
+        by_identifier_url("start_progress"), {"job_identifier": {"id": 1}}, format="json"
+    )
+    status = response.json()["status"]
+    assert (response.status_code, status["code"]) == (403, "PERMISSION_DENIED")
+    assert "CSRF token" in status["message"]
+
+
+@pytest.mark.parametrize("key", ["id", "number"])
+def test_a_job_identifier_naming_another_job_than_the_path_is_refused(
+    as_dispatcher, unchanged, key
+):
+    job, other = JobFactory(), JobFactory()
+    unchanged()
+    for name in TRANSITIONS:
+        response = as_dispatcher.post(
+            in_path_url(job, name), {"job_identifier": {key: getattr(other, key)}}, format="json"
+        )
+        assert (response.status_code, response.json()["status"]["code"]) == (
+            400,
+            "INVALID_PARAMETER",
+        ), name
+
+
+def test_a_job_identifier_naming_the_paths_job_is_taken(as_dispatcher):
+    job = JobFactory()
+    response = as_dispatcher.post(
+        in_path_url(job, "start_progress"),
+        {"job_identifier": {"number": job.number}},
+        format="json",
+    )
+    assert response.json()["data"]["life_cycle_state"] == "IN_PROGRESS"

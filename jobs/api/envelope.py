@@ -24,9 +24,9 @@ from jobs.observability import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 logger = logging.getLogger(__name__)
 
 # The HTTP status of every code (the README's table): the domain's, each declared with its error,
-# then the door's own. NOT_FOUND, METHOD_NOT_ALLOWED, REQUEST_TOO_LARGE and SERVICE_UNAVAILABLE
-# are ours, for unknown routes and methods under the root, oversized bodies and a database that
-# cannot be reached.
+# then the door's own. NOT_FOUND, METHOD_NOT_ALLOWED, NOT_ACCEPTABLE, REQUEST_TOO_LARGE and
+# SERVICE_UNAVAILABLE are ours, for unknown routes and methods under the root, an Accept header
+# that rules JSON out, oversized bodies and a database that cannot be reached.
 HTTP_STATUS = {
     "OK": 200,
     **{error.code: error.http_status for error in every_error() if error is not JobsError},
@@ -34,6 +34,7 @@ HTTP_STATUS = {
     "THROTTLED": 429,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "NOT_ACCEPTABLE": 406,
     "REQUEST_TOO_LARGE": 413,
     "SERVICE_UNAVAILABLE": 503,
     "INTERNAL_ERROR": 500,
@@ -80,8 +81,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             "Log in again with POST authentication/token.",
             _auth_header(exc),
         )
+    if isinstance(exc, drf.PermissionDenied) and str(exc.detail).startswith("CSRF Failed"):
+        # A browser's session reached the API without the page's CSRF token.
+        return error_response(
+            "PERMISSION_DENIED",
+            "The CSRF token is missing or wrong.",
+            "A logged-in browser sends its CSRF token in the X-CSRFToken header; an API client "
+            "sends its API token (Authorization: Bearer) and no session cookie.",
+        )
     if isinstance(exc, drf.PermissionDenied | DjangoPermissionDenied):
         return error_response("PERMISSION_DENIED", "You may not do this.", "Ask an administrator.")
+    if isinstance(exc, drf.NotAcceptable):
+        return error_response(
+            "NOT_ACCEPTABLE",
+            "The API answers only in JSON.",
+            "Send Accept: application/json (or */*), or leave Accept out.",
+        )
     if isinstance(exc, drf.Throttled):
         wait = int(exc.wait or 1)
         return error_response(

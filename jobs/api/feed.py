@@ -17,6 +17,7 @@ from jobs.api.serializers import EventSerializer
 from jobs.api.views import JobPermission
 from jobs.events import CURSOR_PATTERN, EVENT_TYPES, Cursor, as_json, events_after, parse_types
 from jobs.exceptions import InvalidParameter
+from jobs.identifiers import is_number
 
 TYPES = "|".join(re.escape(name) for name in EVENT_TYPES)
 
@@ -70,7 +71,7 @@ class EventFeedView(APIView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         raw_limit = params.get("number_of_results", "100")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+        if not is_number(raw_limit) or not 1 <= int(raw_limit) <= 500:
             raise InvalidParameter(
                 "number_of_results must be a whole number from 1 to 500.",
                 "Correct the parameter and retry.",

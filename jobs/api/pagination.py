@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from jobs.api.envelope import envelope
 from jobs.exceptions import InvalidParameter
+from jobs.identifiers import is_number
 
 
 def _whole_number(request: Request, name: str, default: int, low: int, high: int | None) -> int:
@@ -18,7 +19,7 @@ def _whole_number(request: Request, name: str, default: int, low: int, high: int
     if raw is None:
         return default
     bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
-    if not raw.strip().isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+    if not is_number(raw.strip()) or int(raw) < low or (high is not None and int(raw) > high):
         raise InvalidParameter(
             f"{name} must be a whole number {bounds}, not {raw[:20]!r}.",
             f"Send {name} as a whole number {bounds}.",

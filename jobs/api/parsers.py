@@ -3,6 +3,7 @@ with its code, never a 500."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework.parsers import JSONParser
@@ -25,6 +26,15 @@ class BoundedJSONParser(JSONParser):
             raise too_deep() from None
         if depth(data) > MAX_JSON_DEPTH:
             raise too_deep()
+        try:
+            # JSON may spell a lone surrogate ("\ud800"), which is no character: nothing can
+            # encode it, so any text built from it would fail later, far from here.
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidParameter(
+                "The body holds text that is not valid Unicode (a lone surrogate).",
+                "Send the body as UTF-8 text.",
+            ) from None
         return data
 
 

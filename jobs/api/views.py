@@ -44,7 +44,7 @@ from jobs.exceptions import (
     MandatoryParameterMissing,
     PermissionDenied,
 )
-from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, MAX_ID
+from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, MAX_ID, is_number
 from jobs.models import Channel, Job, LifeCycleState
 from jobs.selectors import job_type_by_identifier, statuses_of_type
 from jobs.services import ensure_permitted, job_transition
@@ -226,6 +226,13 @@ class JobViewSet(viewsets.GenericViewSet):
         return Response(envelope(answer.render(job)))
 
 
+def names_job(identifier: dict[str, Any], pk: int) -> bool:
+    """Whether a job identifier ({"id": …} or {"number": …}) names the job with this id."""
+    if "id" in identifier:
+        return identifier["id"] == pk
+    return Job.objects.filter(pk=pk, number=identifier["number"]).exists()
+
+
 def parse_query_identifier(raw: str) -> dict[str, str]:
     """CRM.COM's identifier in a query string: `alternative_code=REPAIR` as {"alternative_code":
     "REPAIR"} (the query parser already split `job_type_identifier=` off)."""
@@ -235,7 +242,7 @@ def parse_query_identifier(raw: str) -> dict[str, str]:
             "job_type_identifier must read field=value.",
             f"Use one of {', '.join(CATALOG_IDENTIFIER_FIELDS)}, e.g. alternative_code=REPAIR.",
         )
-    if key == "id" and value.isdigit() and int(value) > MAX_ID:
+    if key == "id" and is_number(value) and int(value) > MAX_ID:
         # As for an id in a path: a number past the id column's range names no row.
         raise JobTypeNotFound(
             "No job type matches job_type_identifier.", "Check the job type's id."
@@ -260,7 +267,14 @@ def _transition_actions(declared: JobTransition) -> dict[str, Any]:
     def in_path(self: JobViewSet, request: Request, pk: str) -> Response:
         body = in_path_body(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._transition(declared, {"id": job_id(pk)}, body.validated_data)
+        in_path = job_id(pk)
+        named = body.validated_data.get("job_identifier")
+        if named is not None and not names_job(named, in_path):
+            raise InvalidParameter(
+                "job_identifier names another job than the path.",
+                "Leave job_identifier out, or name the job in the path.",
+            )
+        return self._transition(declared, {"id": in_path}, body.validated_data)
 
     by_identifier.__name__ = f"{declared.name}_by_identifier"
     in_path.__name__ = declared.name

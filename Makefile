@@ -35,11 +35,11 @@ run: demo
 worker: install
 	$(VENV)/bin/celery -A config worker --pool threads --concurrency 8 --loglevel INFO
 
-# Like production: migrations, then the Procfile's processes (collectstatic and gunicorn) under
-# honcho. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
+# Like production: migrations, then the Procfile's processes (collectstatic and gunicorn), each
+# under honcho, so every step reads the same .env. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
 SERVE_PROCESSES ?= web worker beat
 serve: install
-	$(PY) manage.py migrate --no-input
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho run python manage.py migrate --no-input
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start $(SERVE_PROCESSES)
 
 test: install
@@ -80,6 +80,7 @@ load: install
 
 # Regenerates the life cycle picture in the README from the model (needs Graphviz's `dot`).
 graph: install
+	@command -v dot >/dev/null || { echo "make graph needs Graphviz's dot: apt-get install graphviz"; exit 1; }
 	$(PY) manage.py graph_transitions -o docs/life_cycle.png jobs.Job.life_cycle_state
 	rm -f docs/life_cycle
 

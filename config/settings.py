@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_filters",
     "django_fsm",
@@ -75,8 +76,9 @@ MIDDLEWARE = [
     *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
     "jobs.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Static files are WhiteNoise's with DEBUG off (see STORAGES); runserver serves them otherwise.
-    *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
+    # Static files are WhiteNoise's, under runserver too (whitenoise.runserver_nostatic): with
+    # DEBUG on it finds them in the apps, with DEBUG off it serves what collectstatic gathered.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "jobs.observability.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,6 +190,8 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The worker logs through LOGGING's handler; its own on the root logger printed each line twice.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "webhook-sweep": {
@@ -247,8 +251,10 @@ LOGGING = {
     "formatters": {"structured": {"()": "jobs.observability.formatter", "fmt": LOG_FORMAT}},
     "filters": {"skip_503": {"()": "jobs.observability.SkipServiceUnavailable"}},
     "handlers": {
+        # Standard error: a command's standard output is for its results.
         "console": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
             "level": LOG_LEVEL,
             "formatter": "structured",
         }

@@ -8,6 +8,7 @@ import logging
 from celery import current_app
 from django.core.cache import cache
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -38,6 +39,26 @@ def _database() -> None:
         cursor.execute("SELECT 1")
 
 
+_migrated = False
+
+
+def _schema() -> None:
+    """The database holds every migration: a server started on an unmigrated database (say, one
+    the migrations did not run on) is not ready, though the database answers."""
+    global _migrated
+    if _migrated:  # once migrated, a database stays so for this process
+        return
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if pending:
+        raise NotMigrated(f"{len(pending)} migrations not applied")
+    _migrated = True
+
+
+class NotMigrated(Exception):
+    pass
+
+
 def _cache() -> None:
     ping = getattr(cache, "ping", None)
     if ping is not None:
@@ -52,7 +73,7 @@ def _broker() -> None:
         connection.ensure_connection(max_retries=1, timeout=1)
 
 
-CHECKS = {"database": _database, "cache": _cache, "broker": _broker}
+CHECKS = {"database": _database, "schema": _schema, "cache": _cache, "broker": _broker}
 
 
 @_only_reading

@@ -175,6 +175,27 @@ def test_the_admin_is_styled_by_compressed_hashed_static_files(served):
     assert "max-age=315360000" in headers["Cache-Control"]  # hashed: cached for good
 
 
+def test_runserver_with_debug_off_serves_the_admin_styled(tmp_path):
+    env = production_env(tmp_path)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    address = f"127.0.0.1:{env['PORT']}"
+    command = [sys.executable, "manage.py", "runserver", "--noreload", address]
+    server = Served(command, env, tmp_path / "runserver.log")
+    try:
+        _, _, page = request(server.port, "GET", "/admin/login/")
+        (stylesheet,) = re.findall(rb'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page)
+        status, headers, _ = request(server.port, "GET", stylesheet.decode())
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/css")
+    finally:
+        server.stop()
+
+
 def test_the_docs_page_loads_its_swagger_ui_assets(served):
     status, _, page = request(served.port, "GET", "/crmapi/rest/v2/docs")
     assert status == 200
@@ -188,7 +209,10 @@ def test_health_answers_every_method_without_authentication(served):
     status, _, body = request(served.port, "GET", "/health/ready")
     assert (status, json.loads(body)) == (
         200,
-        {"status": "ok", "checks": {"database": "ok", "cache": "ok", "broker": "ok"}},
+        {
+            "status": "ok",
+            "checks": {"database": "ok", "schema": "ok", "cache": "ok", "broker": "ok"},
+        },
     )
     assert request(served.port, "GET", "/health/live")[0] == 200
     assert request(served.port, "HEAD", "/health/live")[0] == 200
@@ -490,3 +514,21 @@ def test_an_unknown_prepared_statements_value_is_refused_at_start():
     started = settings_with(DATABASE_PREPARED_STATEMENTS="some")
     assert started.returncode != 0
     assert "DATABASE_PREPARED_STATEMENTS must be all or none" in started.stderr
+
+
+@pytest.mark.django_db
+def test_a_database_missing_migrations_is_not_ready(client, monkeypatch):
+    from django.db.migrations.executor import MigrationExecutor
+
+    from jobs import health
+
+    monkeypatch.setattr(health, "_migrated", False)
+    monkeypatch.setattr(
+        MigrationExecutor, "migration_plan", lambda self, targets: [("0005", False)]
+    )
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["schema"] == "failing: NotMigrated"
+    monkeypatch.undo()
+    monkeypatch.setattr(health, "_migrated", False)
+    assert client.get("/health/ready").json()["checks"]["schema"] == "ok"

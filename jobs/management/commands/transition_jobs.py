@@ -10,6 +10,7 @@ failed; 2 bad arguments, with nothing changed.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any, TextIO
 
@@ -26,6 +27,7 @@ from jobs.services import Outcome, job_bulk_transition
 from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
 
 BAD_ARGUMENTS = 2
+batch_log = logging.getLogger("jobs.services.bulk")
 
 
 class Progress:
@@ -133,6 +135,9 @@ class Command(BaseCommand):
         progress = Progress(self.terminal, total, enabled=interactive)
 
         report = Report(self, declared, options["format"], options["dry_run"], progress)
+        # Each batch's JSON log line is for operators' logs; at a terminal, the results alone,
+        # unless -v 2 asks for both.
+        batch_log.setLevel(logging.INFO if options["verbosity"] >= 2 else logging.WARNING)
         try:
             summary = job_bulk_transition(
                 transition=declared,
@@ -153,6 +158,8 @@ class Command(BaseCommand):
         except DatabaseError as failure:
             report.failed(failure)
             sys.exit(1)
+        finally:
+            batch_log.setLevel(logging.NOTSET)
         report.finish()
         if summary.skipped:
             sys.exit(1)

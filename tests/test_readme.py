@@ -129,16 +129,19 @@ def test_the_receiver_example_verifies_signatures_and_drops_repeats(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
-    body = json_module.dumps(
+    job_event = json_module.dumps(
         {"type": "job.started", "timestamp": "t", "data": {"job": {"number": "JB00001"}}}
     )
+    test_event = json_module.dumps(
+        {"type": "webhook.test", "timestamp": "t", "data": {"message": "A test event"}}
+    )
 
-    def post(signed_with: str) -> int:
+    def post(signed_with: str, body: str = job_event, event_id: str = "evt_1") -> int:
         now = datetime.now(UTC)
         headers = {
-            "webhook-id": "evt_1",
+            "webhook-id": event_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(signed_with).sign("evt_1", now, body),
+            "webhook-signature": Webhook(signed_with).sign(event_id, now, body),
             "content-type": "application/json",
         }
         for _ in range(50):
@@ -154,7 +157,13 @@ def test_the_receiver_example_verifies_signatures_and_drops_repeats(tmp_path):
         assert post(secret) == 204
         assert post("whsec_" + base64.b64encode(b"w" * 32).decode()) == 400
         assert post(secret) == 204  # the same webhook-id again: answered, not handled twice
+        # The admin's test event has no job; every type the service sends is handled.
+        assert post(secret, test_event, "evt_test") == 204
+        # A job event the receiver cannot handle is not marked seen: its retry is handled.
+        broken = json_module.dumps({"type": "job.started", "timestamp": "t", "data": {}})
+        assert post(secret, broken, "evt_2") == 500
+        assert post(secret, job_event.replace("JB00001", "JB00002"), "evt_2") == 204
     finally:
         receiver.terminate()
         printed, _ = receiver.communicate(timeout=10)
-    assert printed.splitlines() == ["job.started JB00001"]
+    assert printed.splitlines() == ["job.started JB00001", "webhook.test", "job.started JB00002"]

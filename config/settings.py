@@ -56,7 +56,6 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_filters",
     "django_fsm",
@@ -76,9 +75,9 @@ MIDDLEWARE = [
     *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
     "jobs.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Static files are WhiteNoise's, under runserver too (whitenoise.runserver_nostatic): with
-    # DEBUG on it finds them in the apps, with DEBUG off it serves what collectstatic gathered.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files are WhiteNoise's with DEBUG off (see STORAGES), under runserver too, from what
+    # collectstatic gathered; with DEBUG on, runserver serves them from the apps.
+    *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "jobs.observability.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

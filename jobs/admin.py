@@ -96,11 +96,28 @@ class JobCancellationReasonAdmin(admin.ModelAdmin):
 
 
 class AssignmentInline(admin.StackedInline):
+    """Editable by those who may change the job (the page's Save button is theirs); read-only for
+    everyone else, with no empty form offered to someone who cannot save it."""
+
     model = Assignment
     max_num = 1
-    extra = 1
     fields = ["user", "unit"]
     verbose_name = verbose_name_plural = "assigned to"
+
+    def _may_edit(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.change_job")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_delete_permission(request, obj)
+
+    def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
+        return 1 if self.has_add_permission(request, obj) else 0
 
 
 class TransitionLogInline(admin.TabularInline):

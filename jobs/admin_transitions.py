@@ -66,8 +66,11 @@ class TransitionForm(forms.Form):
         return {name: chosen(value) for name, value in self.cleaned_data.items()}
 
 
-def status_choices(statuses: list[JobStatus]) -> list[tuple[str, str]]:
-    return [("", "The type's default status")] + [(str(s.pk), s.name) for s in statuses]
+def status_choices(
+    statuses: list[JobStatus], *, with_default: bool = True
+) -> list[tuple[str, str]]:
+    default = [("", "The type's default status")] if with_default else []
+    return default + [(str(s.pk), s.name) for s in statuses]
 
 
 def parameter_choices(parameter: ExtraParameter) -> list[tuple[str, str]]:
@@ -131,6 +134,18 @@ def skipped_message(declared: JobTransition, skipped: list[Outcome]) -> str:
     return f"{len(skipped)} skipped: " + "; ".join(groups)
 
 
+def in_admin_words(refusal: JobsError) -> str:
+    """A refusal as the admin says it: the API's parameter names become the page's fields."""
+    text = refusal.message
+    if refusal.description and refusal.description != refusal.message:
+        text = f"{text} {refusal.description}"
+    for choice in {c.api_name: c for t in TRANSITIONS.values() for c in t.choices}.values():
+        field = choice.label.lower()
+        text = text.replace(f"in {choice.api_name}", f"as the {field}")
+        text = text.replace(choice.api_name, f"the {field} chosen")
+    return text
+
+
 def _plural(count: int) -> str:
     return f"{count} job{'s' if count != 1 else ''}"
 
@@ -156,12 +171,12 @@ class TransitionAdminMixin:
     def _bulk_action(self, declared: JobTransition):
         def action(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Job]):
             statuses = statuses_allowed_for_every_type(queryset, declared.target)
+            # "recount": the page again, counted for the choices made on it.
+            chose = "confirm" in request.POST or "recount" in request.POST
             form = TransitionForm(
-                request.POST if "confirm" in request.POST else None,
-                declared=declared,
-                statuses=statuses,
+                request.POST if chose else None, declared=declared, statuses=statuses
             )
-            if form.is_bound and form.is_valid():
+            if "confirm" in request.POST and form.is_valid():
                 self._run_selected(request, declared, queryset, form)
                 return None  # back to the changelist, where the messages are shown
             return self._confirmation_page(request, declared, queryset, form)
@@ -177,6 +192,8 @@ class TransitionAdminMixin:
         form: TransitionForm,
     ) -> HttpResponse | None:
         preview = Preview()
+        # Counted for what will be used: the choices on the page, once made.
+        choices = form.service_arguments() if form.is_bound and form.is_valid() else {}
         try:
             job_bulk_transition(
                 transition=declared,
@@ -185,6 +202,7 @@ class TransitionAdminMixin:
                 channel=Channel.ADMIN,
                 dry_run=True,
                 on_batch=lambda outcomes: preview.add(declared, outcomes),
+                **choices,
             )
         except JobsError as refusal:
             self._refused(request, refusal)
@@ -239,7 +257,7 @@ class TransitionAdminMixin:
             self.message_user(request, skipped_message(declared, summary.skipped), messages.WARNING)
 
     def _refused(self, request: HttpRequest, refusal: JobsError) -> None:
-        self.message_user(request, f"{refusal.message} {refusal.description}", messages.ERROR)
+        self.message_user(request, in_admin_words(refusal), messages.ERROR)
 
     # --- the buttons on the job page ----------------------------------------------------------
 
@@ -299,23 +317,33 @@ class TransitionAdminMixin:
             return []
         allowed = [entry.status for entry in statuses_of_type(job.type)]
         opts = self.model._meta
-        return [
-            {
-                "transition": declared,
-                "id": declared.name.replace("_", "-"),
-                "url": reverse(
-                    f"admin:{opts.app_label}_{opts.model_name}_{declared.name}", args=[object_id]
-                ),
-                "statuses": status_choices(
-                    [s for s in allowed if s.life_cycle_state == declared.target]
-                ),
-                "parameters": [
-                    {"name": p.name, "label": p.label, "choices": parameter_choices(p)}
-                    for p in declared.parameters
-                ],
-            }
-            for declared in runnable
-        ]
+        buttons = []
+        for declared in runnable:
+            # Only choices that can work: the type's default if it has one, and the statuses it
+            # allows in the target state; no button when there are none.
+            has_default = getattr(job.type, f"{declared.default_status_field}_id") is not None
+            statuses = status_choices(
+                [s for s in allowed if s.life_cycle_state == declared.target],
+                with_default=has_default,
+            )
+            if not statuses:
+                continue
+            buttons.append(
+                {
+                    "transition": declared,
+                    "id": declared.name.replace("_", "-"),
+                    "url": reverse(
+                        f"admin:{opts.app_label}_{opts.model_name}_{declared.name}",
+                        args=[object_id],
+                    ),
+                    "statuses": statuses,
+                    "parameters": [
+                        {"name": p.name, "label": p.label, "choices": parameter_choices(p)}
+                        for p in declared.parameters
+                    ],
+                }
+            )
+        return buttons
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None

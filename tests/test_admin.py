@@ -16,6 +16,7 @@ from tests.factories import (
     JobFactory,
     JobStatusFactory,
     JobTypeFactory,
+    UserFactory,
     bulk_pending_jobs,
     status_of,
 )
@@ -568,3 +569,74 @@ def test_a_types_default_start_status_must_be_in_progress_and_allowed(as_admin):
 def test_every_model_has_an_admin_page(as_admin, model):
     JobFactory()
     assert as_admin.get(reverse(f"admin:jobs_{model}_changelist")).status_code == 200
+
+
+# --- what the admin says and offers --------------------------------------------------------------
+
+
+def test_the_confirmation_page_counts_for_the_status_chosen_on_it(dispatcher):
+    with_default, without = JobTypeFactory(), JobTypeFactory(with_default=False)
+    shared = status_of(with_default, "IN_PROGRESS")
+    without.allowed_statuses.add(shared)
+    jobs = [JobFactory(type=with_default), JobFactory(type=without)]
+    client = logged_in(dispatcher)
+
+    by_default = run_action(client, START_PROGRESS, jobs).context["preview"]
+    assert (by_default.will_run_count, by_default.skipped_count) == (1, 1)
+    recounted = run_action(client, START_PROGRESS, jobs, recount="1", status=str(shared.pk))
+    assert (
+        recounted.context["preview"].will_run_count,
+        recounted.context["preview"].skipped_count,
+    ) == (2, 0)
+    assert "Start 2 jobs" in recounted.content.decode()
+    assert states(*jobs) == ["PENDING", "PENDING"]  # counting moves nothing
+
+    run_action(client, START_PROGRESS, jobs, confirm="1", status=str(shared.pk))
+    assert states(*jobs) == ["IN_PROGRESS", "IN_PROGRESS"]
+
+
+def test_a_selection_that_only_a_chosen_status_can_move_still_offers_the_choice(dispatcher):
+    job_type = JobTypeFactory(with_default=False)
+    job = JobFactory(type=job_type)
+    page = run_action(logged_in(dispatcher), START_PROGRESS, [job])
+    assert page.context["preview"].will_run_count == 0
+    assert 'name="status"' in page.content.decode()
+
+
+def test_a_button_offers_only_the_choices_that_can_work_for_the_jobs_type(dispatcher):
+    job = JobFactory(type=JobTypeFactory(with_default=False))
+    page = logged_in(dispatcher).get(reverse("admin:jobs_job_change", args=[job.pk]))
+    (start,) = [b for b in page.context["transition_buttons"] if b["id"] == "start-progress"]
+    assert [label for _, label in start["statuses"]] == [status_of(job.type, "IN_PROGRESS").name]
+    with_default = JobFactory()
+    page = logged_in(dispatcher).get(reverse("admin:jobs_job_change", args=[with_default.pk]))
+    (start,) = [b for b in page.context["transition_buttons"] if b["id"] == "start-progress"]
+    assert start["statuses"][0] == ("", "The type's default status")
+
+
+def test_a_refusal_in_the_admin_names_the_pages_fields_not_the_apis():
+    from jobs.admin_transitions import in_admin_words
+    from jobs.exceptions import NoDefaultStatus
+
+    refusal = NoDefaultStatus(
+        "Job type Site survey has no default status on submit.",
+        "Name a status in status_identifier, or set the type's default status on submit.",
+    )
+    words = in_admin_words(refusal)
+    assert "status_identifier" not in words
+    assert words.count("Site survey") == 1
+
+
+def test_the_assignment_is_read_only_for_those_who_cannot_save_the_job(dispatcher):
+    job = JobFactory()
+    page = logged_in(dispatcher).get(reverse("admin:jobs_job_change", args=[job.pk]))
+    content = page.content.decode()
+    assert 'name="_save"' not in content
+    assert 'name="assigned_to-0-user"' not in content
+
+
+def test_the_assignment_is_editable_for_those_who_may_change_jobs(db):
+    editor = UserFactory(is_staff=True, permissions=["view_job", "change_job", "add_assignment"])
+    job = JobFactory()
+    content = logged_in(editor).get(reverse("admin:jobs_job_change", args=[job.pk])).content
+    assert b'name="assigned_to-0-user"' in content

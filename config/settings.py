@@ -196,8 +196,12 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-sweep": {
         "task": "jobs.tasks.sweep",
         "schedule": float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "10")),
-    }
+    },
+    "outbox-prune": {"task": "jobs.tasks.prune", "schedule": 24 * 3600.0},
 }
+# Events already fanned out and finished webhook deliveries are deleted once older than this
+# (jobs.retention; the transition log is kept). The feed's clients must read within it.
+JOBS_OUTBOX_RETENTION_DAYS = int(os.environ.get("JOBS_OUTBOX_RETENTION_DAYS", "30"))
 
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 # Retries: the first after about WEBHOOK_RETRY_BASE_SECONDS, each about twice the last (jittered,

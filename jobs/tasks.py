@@ -22,6 +22,7 @@ from django.utils import timezone
 from jobs import webhooks
 from jobs.models import DeliveryState, Event, WebhookDelivery, WebhookEndpoint
 from jobs.observability import DATABASE_UNAVAILABLE
+from jobs.retention import prune_outbox
 
 logger = logging.getLogger(__name__)
 FAN_OUT_BATCH = 1000
@@ -157,3 +158,11 @@ def _sweep() -> int:
     )
     _send(due)
     return len(due)
+
+
+@shared_task(name="jobs.tasks.prune")
+def prune() -> int:
+    """Daily (Celery beat): what the outbox no longer needs (jobs.retention)."""
+    pruned = prune_outbox()
+    logger.info("outbox pruned", extra={"events": pruned.events, "deliveries": pruned.deliveries})
+    return pruned.events + pruned.deliveries

@@ -11,9 +11,10 @@ pytestmark = pytest.mark.django_db
 START = by_identifier_url("start_progress")
 
 
-def test_options_is_an_enveloped_405_not_drfs_metadata_document(as_dispatcher):
+def test_options_is_the_envelope_not_drfs_metadata_document(as_dispatcher):
     response = as_dispatcher.options(ROOT + "jobs")
-    assert code_of(response) == (405, "METHOD_NOT_ALLOWED")
+    assert code_of(response) == (200, "OK")
+    assert set(response.json()) == {"status", "data"}
 
 
 def test_parameters_the_api_requires_are_required_in_the_schema():

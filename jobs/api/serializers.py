@@ -355,10 +355,6 @@ def transition_input(
     fields["fields_set"] = FieldsSetField(required=False)
     if by_identifier:
         fields["job_identifier"] = JobIdentifierField()
-    else:
-        fields["job_identifier"] = JobIdentifierField(
-            required=False, help_text="optional: when given, it must name the job in the path"
-        )
     words = "".join(word.capitalize() for word in declared.name.split("_"))
     name = f"{words}ByIdentifierInput" if by_identifier else f"{words}Input"
     where = "jobs/all_scopes/" if by_identifier else "jobs/{id}/"

@@ -44,7 +44,13 @@ from jobs.exceptions import (
     MandatoryParameterMissing,
     PermissionDenied,
 )
-from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, MAX_ID, is_number
+from jobs.identifiers import (
+    CATALOG_IDENTIFIER_FIELDS,
+    JOB_IDENTIFIER_FIELDS,
+    MAX_ID,
+    is_number,
+    parse_identifier,
+)
 from jobs.models import Channel, Job, LifeCycleState
 from jobs.selectors import job_type_by_identifier, statuses_of_type
 from jobs.services import ensure_permitted, job_transition
@@ -268,7 +274,12 @@ def _transition_actions(declared: JobTransition) -> dict[str, Any]:
         body = in_path_body(data=request.data)
         body.is_valid(raise_exception=True)
         in_path = job_id(pk)
-        named = body.validated_data.get("job_identifier")
+        # Not in the body's schema (the path names the job), but a client that sends one anyway
+        # must not see another job moved than the one it named.
+        sent = request.data.get("job_identifier") if isinstance(request.data, dict) else None
+        named = None
+        if sent is not None:
+            named = parse_identifier(sent, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
         if named is not None and not names_job(named, in_path):
             raise InvalidParameter(
                 "job_identifier names another job than the path.",

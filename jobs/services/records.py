@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, models
 from django.utils import timezone
@@ -15,19 +15,32 @@ from jobs.models import Event, Job, JobTransitionLog, new_event_id
 from jobs.sql import EVENT_COMPUTED, EVENT_FIELDS, Rows
 from jobs.transitions import JobTransition
 
-# The log columns every transition writes, in the order of LogRow; each extra parameter adds its
-# own column after them.
-LOG_FIELDS = (
-    "job",
-    "transition",
-    "from_state",
-    "to_state",
-    "from_status",
-    "to_status",
-    "user",
-    "channel",
-    "created_at",
-)
+
+class LogRow(NamedTuple):
+    """A transition log row as inserted (ids for relations, the time as the driver takes it);
+    each extra parameter the transition takes adds its entry's id after these."""
+
+    job: int
+    transition: str
+    from_state: str
+    to_state: str
+    from_status: int | None
+    to_status: int
+    user: int
+    channel: str
+    created_at: Any
+
+
+class EventRow(NamedTuple):
+    """An event as inserted; the feed's order and the fan-out flag are computed in SQL."""
+
+    public_id: str
+    type: str
+    timestamp: Any
+    data: str  # JSON text
+
+
+LOG_FIELDS = LogRow._fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +95,7 @@ class Records:
 
     declared: JobTransition
     log_rows: list[tuple]
-    event_rows: list[tuple]
+    event_rows: list[EventRow]
 
     @classmethod
     def empty(cls, declared: JobTransition) -> Records:
@@ -99,20 +112,18 @@ class Records:
         at: Moment,
     ) -> None:
         declared = self.declared
-        self.log_rows.append(
-            (
-                job.pk,
-                declared.name,
-                from_state,
-                job.life_cycle_state,
-                from_status["id"],
-                job.status_id,
-                user.pk,
-                channel,
-                at.db_value,
-                *(getattr(job, f"{p.name}_id") for p in declared.parameters),
-            )
+        row = LogRow(
+            job=job.pk,
+            transition=declared.name,
+            from_state=from_state,
+            to_state=job.life_cycle_state,
+            from_status=from_status["id"],
+            to_status=job.status_id,
+            user=user.pk,
+            channel=channel,
+            created_at=at.db_value,
         )
+        self.log_rows.append((*row, *(getattr(job, f"{p.name}_id") for p in declared.parameters)))
         data = event_data(
             declared,
             job,
@@ -121,7 +132,9 @@ class Records:
             user=user,
             channel=channel,
         )
-        self.event_rows.append((new_event_id(), declared.event, at.db_value, json.dumps(data)))
+        self.event_rows.append(
+            EventRow(new_event_id(), declared.event, at.db_value, json.dumps(data))
+        )
 
     def rows(self) -> list[Rows]:
         log_fields = (*LOG_FIELDS, *(p.name for p in self.declared.parameters))

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import DatabaseError, connection
+from django.utils import timezone
 
 from jobs.exceptions import (
     CancellationReasonNotFound,
@@ -30,7 +31,14 @@ from tests.factories import (
     bulk_pending_jobs,
     status_of,
 )
-from tests.helpers import BATCH_WRITES, WRITES, count_queries, every_transition, failing_log_insert
+from tests.helpers import (
+    BATCH_WRITES,
+    WRITES,
+    count_queries,
+    every_transition,
+    failing_log_insert,
+    states,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -897,3 +905,50 @@ def test_a_bulk_batch_that_loses_a_race_is_redone_and_reports_the_conflict(dispa
         (winner_took.number, "JOB_STATE_CONFLICT")
     ]
     assert list(JobTransitionLog.objects.values_list("job_id", flat=True)) == [ours.pk]
+
+
+def test_a_batch_that_keeps_losing_races_is_refused_whole_and_changes_nothing(
+    dispatcher, monkeypatch
+):
+    jobs = JobFactory.create_batch(3)
+    # Every read sees the jobs pending, but another writer always got there first.
+    real_from_db = Job.from_db.__func__
+
+    def always_stale(cls, db, field_names, values):
+        job = real_from_db(cls, db, field_names, values)
+        job.__dict__["life_cycle_state"] = LifeCycleState.PENDING
+        return job
+
+    Job.objects.update(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    monkeypatch.setattr(Job, "from_db", classmethod(always_stale))
+
+    with pytest.raises(JobStateConflict, match="kept changing"):
+        job_bulk_transition(
+            transition=START_PROGRESS,
+            jobs=[j.number for j in jobs],
+            user=dispatcher,
+            channel=Channel.COMMAND,
+        )
+    monkeypatch.undo()
+    assert not JobTransitionLog.objects.exists()
+    assert states(*jobs) == [LifeCycleState.IN_PROGRESS] * 3
+
+
+def test_a_batch_whose_jobs_of_one_type_change_a_column_differently_writes_each_its_own():
+    from jobs.services.records import Records
+    from jobs.services.writes import Move, persist, snapshot
+
+    job_type = JobTypeFactory()
+    jobs = JobFactory.create_batch(3, type=job_type)
+    moves = []
+    for day, job in enumerate(jobs, start=1):
+        job.type = job_type
+        moves.append(Move(job, job.life_cycle_state, snapshot(job)))
+        job.scheduled_date = timezone.now() + timedelta(days=day)
+
+    persist(LifeCycleState.IN_PROGRESS, moves, Records.empty(START_PROGRESS))
+
+    for job in jobs:
+        stored = Job.objects.get(pk=job.pk)
+        assert stored.scheduled_date == job.scheduled_date
+        assert stored.life_cycle_state == LifeCycleState.IN_PROGRESS

@@ -153,5 +153,5 @@ def test_cancel_racing_complete_over_the_same_500_jobs_ends_each_in_one_final_st
     assert final == {"COMPLETED": completed.done, "CANCELLED": cancelled.done}
     logged = list(JobTransitionLog.objects.values_list("job_id", "transition", "to_state"))
     assert len({job_id for job_id, _, _ in logged}) == len(logged) == 500
-    states = dict(Job.objects.values_list("pk", "life_cycle_state"))
-    assert all(states[job_id] == to_state for job_id, _, to_state in logged)
+    by_pk = dict(Job.objects.values_list("pk", "life_cycle_state"))
+    assert all(by_pk[job_id] == to_state for job_id, _, to_state in logged)

@@ -871,8 +871,8 @@ def test_a_failing_batch_is_rolled_back_whole_and_a_rerun_finishes_the_rest(disp
             batch_size=3,
         )
 
-    states = dict(Job.objects.values_list("number", "life_cycle_state"))
-    assert [states[n] for n in numbers] == ["IN_PROGRESS"] * 3 + ["PENDING"] * 3
+    by_number = dict(Job.objects.values_list("number", "life_cycle_state"))
+    assert [by_number[n] for n in numbers] == ["IN_PROGRESS"] * 3 + ["PENDING"] * 3
     assert JobTransitionLog.objects.count() == 3
 
     summary = job_bulk_transition(

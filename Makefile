@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve worker demo demo-reset test test-next lint format bench bench-large load graph clean
+.PHONY: install run serve worker demo demo-reset test test-next lint format bench bench-large load graph graphviz clean
 
 install: $(STAMP)
 
@@ -78,9 +78,11 @@ bench-large: install
 load: install
 	$(PY) benchmarks/load.py
 
-# Regenerates the life cycle picture in the README from the model (needs Graphviz's `dot`).
-graph: install
+graphviz:
 	@command -v dot >/dev/null || { echo "make graph needs Graphviz's dot: apt-get install graphviz"; exit 1; }
+
+# Regenerates the life cycle picture in the README from the model (needs Graphviz's `dot`).
+graph: graphviz install
 	$(PY) manage.py graph_transitions -o docs/life_cycle.png jobs.Job.life_cycle_state
 	rm -f docs/life_cycle
 

@@ -2,6 +2,7 @@
 `start_job_progress`, the first transition's own command."""
 
 import json
+import logging
 from io import StringIO
 
 import pytest
@@ -348,3 +349,13 @@ def test_a_terminal_gets_a_progress_bar_that_reaches_the_total(dispatcher):
     assert "2/3 [" in drawn  # tqdm's bar, after the first batch of two
     assert "3/3 [" in drawn
     assert "Started 3, skipped 0." in drawn
+
+
+def test_batch_log_lines_stay_off_a_commands_output_unless_asked_with_v2(dispatcher, caplog):
+    jobs = JobFactory.create_batch(2)
+    with caplog.at_level(logging.INFO):
+        run("start_progress", jobs[0].number, "--user", "dispatcher")
+    assert not [r for r in caplog.records if r.getMessage() == "transition batch"]
+    with caplog.at_level(logging.INFO):
+        run("start_progress", jobs[1].number, "--user", "dispatcher", "-v", "2")
+    assert [r for r in caplog.records if r.getMessage() == "transition batch"]

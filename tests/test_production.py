@@ -532,3 +532,25 @@ def test_a_database_missing_migrations_is_not_ready(client, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(health, "_migrated", False)
     assert client.get("/health/ready").json()["checks"]["schema"] == "ok"
+
+
+def test_make_graph_without_graphviz_says_what_it_needs_in_one_line(tmp_path):
+    # No directory on PATH: the shell finds no `dot`.
+    done = subprocess.run(
+        ["/usr/bin/make", "--no-print-directory", "graph"],
+        cwd=ROOT,
+        env={"PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "needs Graphviz's dot" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (ROOT / "docs" / "life_cycle").exists()
+
+
+def test_logs_go_to_standard_error_once(tmp_path):
+    from django.conf import settings as django_settings
+
+    assert django_settings.LOGGING["handlers"]["console"]["stream"] == "ext://sys.stderr"
+    assert django_settings.CELERY_WORKER_HIJACK_ROOT_LOGGER is False

@@ -284,6 +284,10 @@ def run_raw_sql(declared, user) -> None:
             txid, data = "pg_current_xact_id()::text::bigint", f"{json}(%s)::jsonb"
         else:
             public_id, txid, data = "'evt_' || lower(hex(randomblob(16)))", "0", f"{json}(%s)"
+
+        def text(param: str) -> str:
+            return f"CAST({param} AS text)" if connection.vendor == "postgresql" else param
+
         reason_ref = (
             f", 'cancellation_reason', {json}('id', r.id, 'name', r.name, "
             "'alternative_code', r.alternative_code)"
@@ -293,7 +297,9 @@ def run_raw_sql(declared, user) -> None:
         fields = (
             f"'job', {json}('id', j.id, 'number', j.number, 'type', "
             f"{json}('id', t.id, 'alternative_code', t.alternative_code)), "
-            "'from_state', j.life_cycle_state, 'to_state', %(target)s, "
+            # Typed: with every statement bound on the server (the default), PostgreSQL cannot
+            # tell a bare parameter's type inside a function call.
+            f"'from_state', j.life_cycle_state, 'to_state', {text('%(target)s')}, "
             f"'from_status', {status(json).replace('s.', 'fs.')}, "
             f"'to_status', {status(json).replace('s.', 'ts.')}, "
             f"'user', {json}('id', u.id, 'username', u.username), 'channel', 'command'" + reason_ref

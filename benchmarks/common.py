@@ -65,7 +65,13 @@ def make_dispatcher():
     user = get_user_model().objects.create(username="bench-dispatcher")
     user.user_permissions.add(
         *Permission.objects.filter(
-            codename__in=["start_progress_job", "complete_job", "cancel_job", "view_job"]
+            codename__in=[
+                "submit_job",
+                "start_progress_job",
+                "complete_job",
+                "cancel_job",
+                "view_job",
+            ]
         )
     )
     return user

@@ -523,8 +523,9 @@ def test_a_database_missing_migrations_is_not_ready(client, monkeypatch):
     from jobs import health
 
     monkeypatch.setattr(health, "_migrated", False)
+    # What `migrate --check` finds on a database the last migration did not reach.
     monkeypatch.setattr(
-        MigrationExecutor, "migration_plan", lambda self, targets: [("0005", False)]
+        MigrationExecutor, "migration_plan", lambda self, targets, **kw: [("0005", False)]
     )
     ready = client.get("/health/ready")
     assert ready.status_code == 503

@@ -22,7 +22,7 @@ from jobs.exceptions import JobNotFound, JobsError, JobStateConflict
 from jobs.models import Job, JobStatus, JobType
 from jobs.services.records import Moment, Records
 from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
-from jobs.services.writes import LostRace, Move, persist, snapshot
+from jobs.services.writes import LostRace, Move, move_job, persist
 
 logger = logging.getLogger(__name__)
 # A batch whose rows the database could not lock for us (SQLite) is redone this many times
@@ -218,17 +218,16 @@ class _BulkRun:
             outcomes.append(Outcome(job.number, True))
             if self.dry_run:
                 continue
-            move = Move(job, job.life_cycle_state, snapshot(job))
-            declared.run(job, by=request.user, at=at.when, **chosen)
-            records.add(
-                job,
-                from_state=move.from_state,
-                from_status=job.leaving_status,
-                user=request.user,
-                channel=request.channel,
-                at=at,
+            moves.append(
+                move_job(
+                    job,
+                    chosen,
+                    request=request,
+                    leaving_status=job.leaving_status,
+                    at=at,
+                    records=records,
+                )
             )
-            moves.append(move)
         if moves:
             persist(declared.target, moves, records)
         return outcomes

@@ -13,7 +13,7 @@ from jobs.identifiers import JOB_IDENTIFIER_FIELDS, parse_identifier
 from jobs.models import Job
 from jobs.services.records import Moment, Records
 from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
-from jobs.services.writes import LostRace, Move, persist, snapshot
+from jobs.services.writes import LostRace, move_job, persist
 from jobs.sql import lock_job
 
 # A job: the instance, its primary key, or a CRM.COM identifier object ({"id": …} or {"number": …}).
@@ -82,16 +82,14 @@ def _transition_one(request: TransitionRequest, lookup: tuple[str, Any], load: t
         for (resolver, _), (entry, allowed) in zip(pending, locked.wanted, strict=True):
             resolver.take(job, entry, allowed)
         chosen = request.check(job)
-        move = Move(job, job.life_cycle_state, snapshot(job))
-        declared.run(job, by=request.user, at=at.when, **chosen)
         records = Records.empty(declared)
-        records.add(
+        move = move_job(
             job,
-            from_state=move.from_state,
-            from_status=locked.leaving_status,
-            user=request.user,
-            channel=request.channel,
+            chosen,
+            request=request,
+            leaving_status=locked.leaving_status,
             at=at,
+            records=records,
         )
         try:
             persist(declared.target, [move], records)

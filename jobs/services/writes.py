@@ -15,7 +15,8 @@ from django.db.models import Case, F, Q, Value, When
 
 from jobs import sql
 from jobs.models import Job
-from jobs.services.records import Records
+from jobs.services.records import Moment, Records
+from jobs.services.resolution import TransitionRequest
 from jobs.tasks import announce
 
 # The columns a transition may change, and the service writes when it does.
@@ -58,6 +59,29 @@ class Move:
     job: Job
     from_state: str
     before: tuple
+
+
+def move_job(
+    job: Job,
+    chosen: dict[str, Any],
+    *,
+    request: TransitionRequest,
+    leaving_status: dict[str, Any],
+    at: Moment,
+    records: Records,
+) -> Move:
+    """Run the model's transition on `job` in memory, and record its log row and event."""
+    move = Move(job, job.life_cycle_state, snapshot(job))
+    request.transition.run(job, by=request.user, at=at.when, **chosen)
+    records.add(
+        job,
+        from_state=move.from_state,
+        from_status=leaving_status,
+        user=request.user,
+        channel=request.channel,
+        at=at,
+    )
+    return move
 
 
 def _update_one(target: str, move: Move) -> tuple[str, list[Any]]:

@@ -195,3 +195,11 @@ def test_the_answer_and_rows_equal_the_plain_orms(dispatcher, declared, identifi
     assert (stored.life_cycle_state, stored.status_id) == (declared.target, moved.status_id)
     assert log_of(mine)["to_status"] == stored.status_id
     assert log_of(mine)["transition"] == declared.name
+
+
+def test_an_events_insert_writes_every_column_of_the_outbox():
+    from jobs.models import Event
+    from jobs.sql import EVENT_COMPUTED, EVENT_FIELDS
+
+    written = {*EVENT_FIELDS, *(name for name, _, _ in EVENT_COMPUTED)}
+    assert {f.name for f in Event._meta.concrete_fields} == {"id", *written}

@@ -194,7 +194,7 @@ def start_progress_figures(vendor: str, user, types, requests: int, rounds: int)
         return SimpleNamespace(id=0, life_cycle_state="IN_PROGRESS")
 
     per_round = requests // rounds
-    warm_up = 20  # requests per variant, untimed: what is compiled and prepared once is ready
+    warm_up = 20  # requests per variant, untimed: what is built and prepared once is ready
     make_pending_jobs(types, len(variants) * (per_round * rounds + warm_up))
     numbers = iter(Job.objects.order_by("pk").values_list("number", flat=True))
     seconds = dict.fromkeys(variants, 0.0)

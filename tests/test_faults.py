@@ -1,5 +1,5 @@
 """Faults from outside: a client that goes away mid-request. (A database failing mid-batch is in
-test_services.py and test_command.py: the batch rolls back whole and a re-run finishes.)"""
+test_transitions.py and test_command.py: the batch rolls back whole and a re-run finishes.)"""
 
 import json
 import socket

@@ -264,6 +264,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG only) would print its records a second time, beside
+        # the root handler's JSON line.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         # Our request line replaces Django's and runserver's own per-request lines.
         "django.request": {"level": "ERROR", "filters": ["skip_503"]},
         "django.server": {"level": "WARNING"},

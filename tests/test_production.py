@@ -553,5 +553,17 @@ def test_make_graph_without_graphviz_says_what_it_needs_in_one_line(tmp_path):
 def test_logs_go_to_standard_error_once(tmp_path):
     from django.conf import settings as django_settings
 
-    assert django_settings.LOGGING["handlers"]["console"]["stream"] == "ext://sys.stderr"
     assert django_settings.CELERY_WORKER_HIJACK_ROOT_LOGGER is False
+    script = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.security.csrf').warning('only-once')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout == ""
+    assert done.stderr.count("only-once") == 1

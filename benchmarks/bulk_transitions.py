@@ -166,9 +166,15 @@ def reset_jobs(declared, types, n: int) -> None:
 
     from jobs.models import Event, Job, JobTransitionLog
 
-    Event.objects.all().delete()
-    JobTransitionLog.objects.all().delete()
-    Job.objects.all().delete()
+    if connection.vendor == "postgresql":
+        # One statement: deleting 100,000 jobs through the ORM binds a parameter per job, past
+        # what a statement bound on the server takes (65,535).
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE jobs_event, jobs_jobtransitionlog, jobs_job CASCADE")
+    else:
+        Event.objects.all().delete()
+        JobTransitionLog.objects.all().delete()
+        Job.objects.all().delete()
     make_jobs(types, n, declared.sources[0])
     if connection.vendor == "postgresql":
         # Every variant starts from tables without the dead rows of the one before: each run of

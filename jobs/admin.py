@@ -154,6 +154,14 @@ class TransitionLogInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
+    # Jobs are cancelled, not deleted in bulk: deleting takes their transition log (the audit
+    # trail) with them, and a statement bound on the server takes at most 65,535 parameters,
+    # which Django 5.2's delete of that many jobs would exceed (docs/deploy.md).
+    def get_actions(self, request: HttpRequest) -> dict[str, tuple]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     list_display = [
         "number",
         "short_description",

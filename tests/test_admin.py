@@ -640,3 +640,10 @@ def test_the_assignment_is_editable_for_those_who_may_change_jobs(db):
     job = JobFactory()
     content = logged_in(editor).get(reverse("admin:jobs_job_change", args=[job.pk])).content
     assert b'name="assigned_to-0-user"' in content
+
+
+def test_jobs_are_not_deleted_in_bulk_from_the_changelist(db):
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    JobFactory()
+    form = logged_in(superuser).get(reverse("admin:jobs_job_changelist")).context["action_form"]
+    assert "delete_selected" not in {name for name, _ in form.fields["action"].choices}

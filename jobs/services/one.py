@@ -64,7 +64,7 @@ def job_transition(
 
 def _transition_one(request: TransitionRequest, lookup: tuple[str, Any], load: tuple) -> Job:
     declared = request.transition
-    pending = [(r, r.wanted) for r in request.resolvers if r.wanted is not None]
+    pending = [(r, wanted) for r in request.resolvers if (wanted := r.wanted) is not None]
     at = Moment.now()
     with transaction.atomic():
         locked = lock_job(

@@ -37,7 +37,7 @@ worker: install
 
 # Like production: migrations, then the Procfile's processes (collectstatic and gunicorn), each
 # under honcho, so every step reads the same .env. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
-SERVE_PROCESSES ?= web worker beat
+SERVE_PROCESSES ?= web worker runs beat
 serve: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho run python manage.py migrate --no-input
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start $(SERVE_PROCESSES)

@@ -198,6 +198,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "10")),
     },
     "outbox-prune": {"task": "jobs.tasks.prune", "schedule": 24 * 3600.0},
+    "transition-run-sweep": {
+        "task": "jobs.runs.sweep",
+        "schedule": float(os.environ.get("JOBS_RUN_SWEEP_SECONDS", "15")),
+    },
+}
+# Background transition runs (jobs.run_tasks) have a queue, and a worker process, of their own.
+CELERY_IMPORTS = ["jobs.run_tasks"]
+CELERY_TASK_ROUTES = {
+    "jobs.runs.plan": {"queue": "runs"},
+    "jobs.runs.work": {"queue": "runs"},
 }
 # Events already fanned out and finished webhook deliveries are deleted once older than this
 # (jobs.retention; the transition log is kept). The feed's clients must read within it.
@@ -277,6 +287,13 @@ LOGGING = {
 JOBS_COMMAND_DEFAULT_USER = os.environ.get("JOBS_COMMAND_DEFAULT_USER", "")
 # How many jobs a bulk start locks, changes and commits at a time.
 JOBS_BULK_BATCH_SIZE = int(os.environ.get("JOBS_BULK_BATCH_SIZE", "500"))
+# An admin selection above this many jobs becomes a background run (jobs.services.runs).
+JOBS_BULK_INLINE_LIMIT = int(os.environ.get("JOBS_BULK_INLINE_LIMIT", "5000"))
+# A run is cut into chunks of this many jobs; a worker leases one at a time, and a chunk whose
+# lease has run out (its worker died) is taken over. JOBS_RUN_TASKS messages work on a run at once.
+JOBS_RUN_CHUNK_SIZE = int(os.environ.get("JOBS_RUN_CHUNK_SIZE", "10000"))
+JOBS_RUN_LEASE_SECONDS = float(os.environ.get("JOBS_RUN_LEASE_SECONDS", "60"))
+JOBS_RUN_TASKS = int(os.environ.get("JOBS_RUN_TASKS", "4"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

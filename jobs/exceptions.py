@@ -77,6 +77,11 @@ class EventNotFound(JobsError):
     http_status = 400
 
 
+class TransitionRunNotFound(JobsError):
+    code = "TRANSITION_RUN_NOT_FOUND"
+    http_status = 404
+
+
 def every_error() -> list[type[JobsError]]:
     """Every domain error, each with its own code."""
     found, pending = [], [JobsError]

@@ -381,6 +381,87 @@ class Assignment(models.Model):
         return " / ".join(parts) or "unassigned"
 
 
+class RunState(models.TextChoices):
+    QUEUED = "QUEUED", "Queued"
+    RUNNING = "RUNNING", "Running"
+    FINISHED = "FINISHED", "Finished"
+    FAILED = "FAILED", "Failed"
+    STOPPED = "STOPPED", "Stopped"
+
+
+RUN_ENDED = (RunState.FINISHED, RunState.FAILED, RunState.STOPPED)
+
+
+class TransitionRun(models.Model):
+    """A bulk transition carried out in the background (jobs.services.runs): written before any
+    job moves, and its counts updated in each batch's own transaction, so they always equal the
+    transition log rows that name it."""
+
+    transition = models.CharField(max_length=30, help_text="the Job method it runs")
+    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
+    selection = models.JSONField(
+        help_text="a filter in GET jobs names with up_to_id, frozen when queued; or ids"
+    )
+    choices = models.JSONField(
+        default=dict, help_text="the status and extra parameters asked for, by id"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    selected = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="jobs the selection held when the run started"
+    )
+    moved = models.PositiveBigIntegerField(default=0)
+    moved_first = models.JSONField(default=list, help_text="the first numbers moved")
+    skipped = models.JSONField(
+        default=dict, help_text='by code: {"count": n, "numbers": the first few}'
+    )
+    stop_requested = models.BooleanField(default=False)
+    created_date = models.DateTimeField(default=timezone.now, editable=False)
+    started_date = models.DateTimeField(null=True, blank=True)
+    finished_date = models.DateTimeField(null=True, blank=True)
+    nudged_date = models.DateTimeField(
+        null=True, blank=True, help_text="when the sweep last sent its work out again"
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [_in_choices("state", RunState), _in_choices("channel", Channel)]
+        indexes = [models.Index(fields=["state"], name="transition_run_state")]
+
+    def __str__(self) -> str:
+        return f"{self.transition} run {self.pk}"
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(group["count"] for group in self.skipped.values())
+
+    @property
+    def ended(self) -> bool:
+        return self.state in RUN_ENDED
+
+
+class TransitionRunChunk(models.Model):
+    """A keyset page of a run's selection, ids in (after_id, up_to_id]: the unit a worker leases.
+    `after_id` advances with each committed batch, so a chunk taken over resumes where it was."""
+
+    run = models.ForeignKey(TransitionRun, on_delete=models.CASCADE, related_name="chunks")
+    after_id = models.BigIntegerField()
+    up_to_id = models.BigIntegerField()
+    done = models.BooleanField(default=False)
+    lessee = models.CharField(max_length=64, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "up_to_id"]
+        indexes = [models.Index(fields=["run", "done"], name="run_chunk_open")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: ids {self.after_id + 1} to {self.up_to_id}"
+
+
 class JobTransitionLog(models.Model):
     """One row per transition, written in the same transaction as the state it records."""
 
@@ -400,6 +481,9 @@ class JobTransitionLog(models.Model):
         JobCancellationReason, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    run = models.ForeignKey(
+        TransitionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="log"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

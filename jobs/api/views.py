@@ -21,7 +21,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.envelope import envelope
-from jobs.api.filters import JobFilter
 from jobs.api.pagination import CrmPagination
 from jobs.api.schema import (
     NON_EMPTY_TEXT,
@@ -44,6 +43,7 @@ from jobs.exceptions import (
     MandatoryParameterMissing,
     PermissionDenied,
 )
+from jobs.filters import JobFilter
 from jobs.identifiers import (
     CATALOG_IDENTIFIER_FIELDS,
     JOB_IDENTIFIER_FIELDS,

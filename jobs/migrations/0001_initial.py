@@ -8,127 +8,442 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(editable=False, max_length=20, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('life_cycle_state', django_fsm.FSMField(choices=[('DRAFT', 'Draft'), ('PENDING', 'Pending'), ('IN_PROGRESS', 'In progress'), ('COMPLETED', 'Completed'), ('CANCELLED', 'Cancelled')], db_index=True, default='DRAFT', max_length=20, protected=True)),
-                ('rating_state', models.CharField(choices=[('PENDING', 'Pending'), ('COMPLETED', 'Completed')], default='PENDING', max_length=20)),
-                ('expiration_date', models.DateTimeField(blank=True, null=True)),
-                ('scheduled_date', models.DateTimeField(blank=True, null=True)),
-                ('created_date', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_date', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('created_by_user', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('updated_by_user', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(editable=False, max_length=20, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "life_cycle_state",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("DRAFT", "Draft"),
+                            ("PENDING", "Pending"),
+                            ("IN_PROGRESS", "In progress"),
+                            ("COMPLETED", "Completed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="DRAFT",
+                        max_length=20,
+                        protected=True,
+                    ),
+                ),
+                (
+                    "rating_state",
+                    models.CharField(
+                        choices=[("PENDING", "Pending"), ("COMPLETED", "Completed")],
+                        default="PENDING",
+                        max_length=20,
+                    ),
+                ),
+                ("expiration_date", models.DateTimeField(blank=True, null=True)),
+                ("scheduled_date", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_date",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "updated_date",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "created_by_user",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "updated_by_user",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_date', '-id'],
-                'permissions': [('start_progress_job', 'Can start progress on jobs')],
+                "ordering": ["-created_date", "-id"],
+                "permissions": [("start_progress_job", "Can start progress on jobs")],
             },
             bases=(django_fsm.FSMModelMixin, models.Model),
         ),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('unit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='job_assignments', to='auth.group')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='job_assignments', to=settings.AUTH_USER_MODEL)),
-                ('job', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='assigned_to', to='jobs.job')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="job_assignments",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="job_assignments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assigned_to",
+                        to="jobs.job",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='JobStatus',
+            name="JobStatus",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('alternative_code', models.CharField(max_length=50, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('life_cycle_state', models.CharField(choices=[('DRAFT', 'Draft'), ('PENDING', 'Pending'), ('IN_PROGRESS', 'In progress'), ('COMPLETED', 'Completed'), ('CANCELLED', 'Cancelled')], max_length=20)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("alternative_code", models.CharField(max_length=50, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "life_cycle_state",
+                    models.CharField(
+                        choices=[
+                            ("DRAFT", "Draft"),
+                            ("PENDING", "Pending"),
+                            ("IN_PROGRESS", "In progress"),
+                            ("COMPLETED", "Completed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'job statuses',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('life_cycle_state__in', ['DRAFT', 'PENDING', 'IN_PROGRESS', 'COMPLETED', 'CANCELLED'])), name='jobstatus_life_cycle_state_valid')],
+                "verbose_name_plural": "job statuses",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "life_cycle_state__in",
+                                ["DRAFT", "PENDING", "IN_PROGRESS", "COMPLETED", "CANCELLED"],
+                            )
+                        ),
+                        name="jobstatus_life_cycle_state_valid",
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='job',
-            name='status',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to='jobs.jobstatus'),
+            model_name="job",
+            name="status",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="jobs",
+                to="jobs.jobstatus",
+            ),
         ),
         migrations.CreateModel(
-            name='JobType',
+            name="JobType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('alternative_code', models.CharField(max_length=50, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('fulfillment_scope', models.CharField(choices=[('GENERIC_PURPOSE', 'Generic purpose'), ('NEW_SUBSCRIPTION', 'New subscription'), ('ACTIVATE_SUBSCRIPTION', 'Activate subscription'), ('DEACTIVATE_SUBSCRIPTION', 'Deactivate subscription'), ('ADD_SERVICES', 'Add services'), ('REMOVE_SERVICES', 'Remove services'), ('SWAP_SERVICES', 'Swap services'), ('ADD_INSTALLED_ITEMS', 'Add installed items'), ('REMOVE_INSTALLED_ITEMS', 'Remove installed items'), ('SWAP_INSTALLED_ITEMS', 'Swap installed items'), ('MOVE_SUBSCRIPTION', 'Move subscription'), ('CANCEL_SUBSCRIPTION', 'Cancel subscription'), ('SUBSCRIPTION_MAINTAINANCE', 'Subscription maintenance')], default='GENERIC_PURPOSE', max_length=40)),
-                ('expiration_settings', models.CharField(choices=[('NONE', 'Never expires'), ('X_DAYS_AFTER_JOB_CREATION', 'X days after job creation'), ('ON_PENDING_STATE', 'On pending state'), ('ON_START_PROGRESS', 'On start progress')], default='NONE', max_length=40)),
-                ('expiration_days', models.PositiveIntegerField(blank=True, null=True)),
-                ('allowed_statuses', models.ManyToManyField(related_name='allowed_for_types', to='jobs.jobstatus')),
-                ('default_start_status', models.ForeignKey(blank=True, help_text='An allowed status in the In progress state.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobstatus', verbose_name='default status on start progress')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("alternative_code", models.CharField(max_length=50, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "fulfillment_scope",
+                    models.CharField(
+                        choices=[
+                            ("GENERIC_PURPOSE", "Generic purpose"),
+                            ("NEW_SUBSCRIPTION", "New subscription"),
+                            ("ACTIVATE_SUBSCRIPTION", "Activate subscription"),
+                            ("DEACTIVATE_SUBSCRIPTION", "Deactivate subscription"),
+                            ("ADD_SERVICES", "Add services"),
+                            ("REMOVE_SERVICES", "Remove services"),
+                            ("SWAP_SERVICES", "Swap services"),
+                            ("ADD_INSTALLED_ITEMS", "Add installed items"),
+                            ("REMOVE_INSTALLED_ITEMS", "Remove installed items"),
+                            ("SWAP_INSTALLED_ITEMS", "Swap installed items"),
+                            ("MOVE_SUBSCRIPTION", "Move subscription"),
+                            ("CANCEL_SUBSCRIPTION", "Cancel subscription"),
+                            ("SUBSCRIPTION_MAINTAINANCE", "Subscription maintenance"),
+                        ],
+                        default="GENERIC_PURPOSE",
+                        max_length=40,
+                    ),
+                ),
+                (
+                    "expiration_settings",
+                    models.CharField(
+                        choices=[
+                            ("NONE", "Never expires"),
+                            ("X_DAYS_AFTER_JOB_CREATION", "X days after job creation"),
+                            ("ON_PENDING_STATE", "On pending state"),
+                            ("ON_START_PROGRESS", "On start progress"),
+                        ],
+                        default="NONE",
+                        max_length=40,
+                    ),
+                ),
+                ("expiration_days", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "allowed_statuses",
+                    models.ManyToManyField(related_name="allowed_for_types", to="jobs.jobstatus"),
+                ),
+                (
+                    "default_start_status",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="An allowed status in the In progress state.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.jobstatus",
+                        verbose_name="default status on start progress",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='job',
-            name='type',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to='jobs.jobtype'),
+            model_name="job",
+            name="type",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="jobs", to="jobs.jobtype"
+            ),
         ),
         migrations.CreateModel(
-            name='JobTransitionLog',
+            name="JobTransitionLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_state', models.CharField(choices=[('DRAFT', 'Draft'), ('PENDING', 'Pending'), ('IN_PROGRESS', 'In progress'), ('COMPLETED', 'Completed'), ('CANCELLED', 'Cancelled')], max_length=20)),
-                ('to_state', models.CharField(choices=[('DRAFT', 'Draft'), ('PENDING', 'Pending'), ('IN_PROGRESS', 'In progress'), ('COMPLETED', 'Completed'), ('CANCELLED', 'Cancelled')], max_length=20)),
-                ('channel', models.CharField(choices=[('api', 'API'), ('admin', 'Admin'), ('command', 'Command')], max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('from_status', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobstatus')),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='jobs.job')),
-                ('to_status', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobstatus')),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_state",
+                    models.CharField(
+                        choices=[
+                            ("DRAFT", "Draft"),
+                            ("PENDING", "Pending"),
+                            ("IN_PROGRESS", "In progress"),
+                            ("COMPLETED", "Completed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "to_state",
+                    models.CharField(
+                        choices=[
+                            ("DRAFT", "Draft"),
+                            ("PENDING", "Pending"),
+                            ("IN_PROGRESS", "In progress"),
+                            ("COMPLETED", "Completed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("api", "API"), ("admin", "Admin"), ("command", "Command")],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "from_status",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.jobstatus",
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "to_status",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.jobstatus",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('from_state__in', ['DRAFT', 'PENDING', 'IN_PROGRESS', 'COMPLETED', 'CANCELLED'])), name='jobtransitionlog_from_state_valid'), models.CheckConstraint(condition=models.Q(('to_state__in', ['DRAFT', 'PENDING', 'IN_PROGRESS', 'COMPLETED', 'CANCELLED'])), name='jobtransitionlog_to_state_valid'), models.CheckConstraint(condition=models.Q(('channel__in', ['api', 'admin', 'command'])), name='jobtransitionlog_channel_valid')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "from_state__in",
+                                ["DRAFT", "PENDING", "IN_PROGRESS", "COMPLETED", "CANCELLED"],
+                            )
+                        ),
+                        name="jobtransitionlog_from_state_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "to_state__in",
+                                ["DRAFT", "PENDING", "IN_PROGRESS", "COMPLETED", "CANCELLED"],
+                            )
+                        ),
+                        name="jobtransitionlog_to_state_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("channel__in", ["api", "admin", "command"])),
+                        name="jobtransitionlog_channel_valid",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='jobtype',
-            constraint=models.CheckConstraint(condition=models.Q(('fulfillment_scope__in', ['GENERIC_PURPOSE', 'NEW_SUBSCRIPTION', 'ACTIVATE_SUBSCRIPTION', 'DEACTIVATE_SUBSCRIPTION', 'ADD_SERVICES', 'REMOVE_SERVICES', 'SWAP_SERVICES', 'ADD_INSTALLED_ITEMS', 'REMOVE_INSTALLED_ITEMS', 'SWAP_INSTALLED_ITEMS', 'MOVE_SUBSCRIPTION', 'CANCEL_SUBSCRIPTION', 'SUBSCRIPTION_MAINTAINANCE'])), name='jobtype_fulfillment_scope_valid'),
+            model_name="jobtype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "fulfillment_scope__in",
+                        [
+                            "GENERIC_PURPOSE",
+                            "NEW_SUBSCRIPTION",
+                            "ACTIVATE_SUBSCRIPTION",
+                            "DEACTIVATE_SUBSCRIPTION",
+                            "ADD_SERVICES",
+                            "REMOVE_SERVICES",
+                            "SWAP_SERVICES",
+                            "ADD_INSTALLED_ITEMS",
+                            "REMOVE_INSTALLED_ITEMS",
+                            "SWAP_INSTALLED_ITEMS",
+                            "MOVE_SUBSCRIPTION",
+                            "CANCEL_SUBSCRIPTION",
+                            "SUBSCRIPTION_MAINTAINANCE",
+                        ],
+                    )
+                ),
+                name="jobtype_fulfillment_scope_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobtype',
-            constraint=models.CheckConstraint(condition=models.Q(('expiration_settings__in', ['NONE', 'X_DAYS_AFTER_JOB_CREATION', 'ON_PENDING_STATE', 'ON_START_PROGRESS'])), name='jobtype_expiration_settings_valid'),
+            model_name="jobtype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "expiration_settings__in",
+                        [
+                            "NONE",
+                            "X_DAYS_AFTER_JOB_CREATION",
+                            "ON_PENDING_STATE",
+                            "ON_START_PROGRESS",
+                        ],
+                    )
+                ),
+                name="jobtype_expiration_settings_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobtype',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('expiration_settings__in', ['X_DAYS_AFTER_JOB_CREATION', 'ON_START_PROGRESS']), _negated=True), ('expiration_days__isnull', False), _connector='OR'), name='jobtype_expiration_days_when_needed'),
+            model_name="jobtype",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        (
+                            "expiration_settings__in",
+                            ["X_DAYS_AFTER_JOB_CREATION", "ON_START_PROGRESS"],
+                        ),
+                        _negated=True,
+                    ),
+                    ("expiration_days__isnull", False),
+                    _connector="OR",
+                ),
+                name="jobtype_expiration_days_when_needed",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['-created_date', '-id'], name='job_newest_first'),
+            model_name="job",
+            index=models.Index(fields=["-created_date", "-id"], name="job_newest_first"),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('life_cycle_state__in', ['DRAFT', 'PENDING', 'IN_PROGRESS', 'COMPLETED', 'CANCELLED'])), name='job_life_cycle_state_valid'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "life_cycle_state__in",
+                        ["DRAFT", "PENDING", "IN_PROGRESS", "COMPLETED", "CANCELLED"],
+                    )
+                ),
+                name="job_life_cycle_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('rating_state__in', ['PENDING', 'COMPLETED'])), name='job_rating_state_valid'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("rating_state__in", ["PENDING", "COMPLETED"])),
+                name="job_rating_state_valid",
+            ),
         ),
     ]

@@ -18,77 +18,139 @@ def backfill_actual_start_date(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
+        ("jobs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobCancellationReason',
+            name="JobCancellationReason",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('alternative_code', models.CharField(max_length=50, unique=True)),
-                ('description', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("alternative_code", models.CharField(max_length=50, unique=True)),
+                ("description", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AlterModelOptions(
-            name='job',
-            options={'ordering': ['-created_date', '-id'], 'permissions': [('start_progress_job', 'Can start progress on jobs'), ('complete_job', 'Can complete jobs'), ('cancel_job', 'Can cancel jobs')]},
+            name="job",
+            options={
+                "ordering": ["-created_date", "-id"],
+                "permissions": [
+                    ("start_progress_job", "Can start progress on jobs"),
+                    ("complete_job", "Can complete jobs"),
+                    ("cancel_job", "Can cancel jobs"),
+                ],
+            },
         ),
         migrations.AddField(
-            model_name='job',
-            name='actual_completed_date',
+            model_name="job",
+            name="actual_completed_date",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='job',
-            name='actual_start_date',
+            model_name="job",
+            name="actual_start_date",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='jobtransitionlog',
-            name='transition',
-            field=models.CharField(default='start_progress', help_text='the Job method that ran', max_length=30),
+            model_name="jobtransitionlog",
+            name="transition",
+            field=models.CharField(
+                default="start_progress", help_text="the Job method that ran", max_length=30
+            ),
             preserve_default=False,
         ),
         migrations.AddField(
-            model_name='jobtype',
-            name='default_cancel_status',
-            field=models.ForeignKey(blank=True, help_text='An allowed status in the Cancelled state.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobstatus', verbose_name='default status on cancel'),
+            model_name="jobtype",
+            name="default_cancel_status",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="An allowed status in the Cancelled state.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="jobs.jobstatus",
+                verbose_name="default status on cancel",
+            ),
         ),
         migrations.AddField(
-            model_name='jobtype',
-            name='default_complete_status',
-            field=models.ForeignKey(blank=True, help_text='An allowed status in the Completed state.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobstatus', verbose_name='default status on complete'),
+            model_name="jobtype",
+            name="default_complete_status",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="An allowed status in the Completed state.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="jobs.jobstatus",
+                verbose_name="default status on complete",
+            ),
         ),
         migrations.AddField(
-            model_name='job',
-            name='cancellation_reason',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to='jobs.jobcancellationreason'),
+            model_name="job",
+            name="cancellation_reason",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="jobs",
+                to="jobs.jobcancellationreason",
+            ),
         ),
         migrations.AddField(
-            model_name='jobtransitionlog',
-            name='cancellation_reason',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobcancellationreason'),
+            model_name="jobtransitionlog",
+            name="cancellation_reason",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="jobs.jobcancellationreason",
+            ),
         ),
         migrations.AddField(
-            model_name='jobtype',
-            name='default_cancellation_reason',
-            field=models.ForeignKey(blank=True, help_text='Recorded when a job of this type is cancelled without a reason.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobcancellationreason'),
+            model_name="jobtype",
+            name="default_cancellation_reason",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Recorded when a job of this type is cancelled without a reason.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="jobs.jobcancellationreason",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('cancellation_reason__isnull', True), ('life_cycle_state', 'CANCELLED'), _connector='OR'), name='job_cancellation_reason_only_when_cancelled'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("cancellation_reason__isnull", True),
+                    ("life_cycle_state", "CANCELLED"),
+                    _connector="OR",
+                ),
+                name="job_cancellation_reason_only_when_cancelled",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('actual_completed_date__isnull', True), ('life_cycle_state', 'COMPLETED'), _connector='OR'), name='job_actual_completed_date_only_when_completed'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("actual_completed_date__isnull", True),
+                    ("life_cycle_state", "COMPLETED"),
+                    _connector="OR",
+                ),
+                name="job_actual_completed_date_only_when_completed",
+            ),
         ),
         migrations.RunPython(backfill_actual_start_date, migrations.RunPython.noop),
     ]

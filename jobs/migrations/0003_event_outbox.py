@@ -5,25 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0002_life_cycle_complete_and_cancel'),
+        ("jobs", "0002_life_cycle_complete_and_cancel"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=jobs.models.new_event_id, editable=False, max_length=40, unique=True)),
-                ('type', models.CharField(max_length=50)),
-                ('timestamp', models.DateTimeField(help_text="when the transition's batch ran")),
-                ('data', models.JSONField()),
-                ('txid', models.BigIntegerField(default=0, editable=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    models.CharField(
+                        default=jobs.models.new_event_id, editable=False, max_length=40, unique=True
+                    ),
+                ),
+                ("type", models.CharField(max_length=50)),
+                ("timestamp", models.DateTimeField(help_text="when the transition's batch ran")),
+                ("data", models.JSONField()),
+                ("txid", models.BigIntegerField(default=0, editable=False)),
             ],
             options={
-                'ordering': ['txid', 'id'],
-                'indexes': [models.Index(fields=['txid', 'id'], name='event_feed_order')],
+                "ordering": ["txid", "id"],
+                "indexes": [models.Index(fields=["txid", "id"], name="event_feed_order")],
             },
         ),
     ]

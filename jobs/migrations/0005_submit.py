@@ -5,19 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0004_webhooks'),
+        ("jobs", "0004_webhooks"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='job',
-            options={'ordering': ['-created_date', '-id'], 'permissions': [('submit_job', 'Can submit draft jobs'), ('start_progress_job', 'Can start progress on jobs'), ('complete_job', 'Can complete jobs'), ('cancel_job', 'Can cancel jobs')]},
+            name="job",
+            options={
+                "ordering": ["-created_date", "-id"],
+                "permissions": [
+                    ("submit_job", "Can submit draft jobs"),
+                    ("start_progress_job", "Can start progress on jobs"),
+                    ("complete_job", "Can complete jobs"),
+                    ("cancel_job", "Can cancel jobs"),
+                ],
+            },
         ),
         migrations.AddField(
-            model_name='jobtype',
-            name='default_submit_status',
-            field=models.ForeignKey(blank=True, help_text='An allowed status in the Pending state.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.jobstatus', verbose_name='default status on submit'),
+            model_name="jobtype",
+            name="default_submit_status",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="An allowed status in the Pending state.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="jobs.jobstatus",
+                verbose_name="default status on submit",
+            ),
         ),
     ]

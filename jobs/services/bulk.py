@@ -118,7 +118,7 @@ def job_bulk_transition(
     size = batch_size or settings.JOBS_BULK_BATCH_SIZE
     if size < 1:
         raise ValueError("batch_size must be at least 1")
-    run = _BulkRun(request, _TypeCache(request.transition.type_defaults), dry_run)
+    run = Batches.of(request, dry_run=dry_run)
     summary = BulkSummary(dry_run=dry_run)
 
     def record(outcomes: list[Outcome]) -> None:
@@ -159,13 +159,21 @@ def job_bulk_transition(
 
 
 @dataclass(slots=True)
-class _BulkRun:
+class Batches:
+    """The batch path every bulk run takes, in the request or in a background worker: lock,
+    check, compare-and-set, log and events, one transaction (or savepoint) per batch."""
+
     request: TransitionRequest
     types: _TypeCache
-    dry_run: bool
+    dry_run: bool = False
+
+    @classmethod
+    def of(cls, request: TransitionRequest, *, dry_run: bool = False) -> Batches:
+        return cls(request, _TypeCache(request.transition.type_defaults), dry_run)
 
     def batch(self, jobs: QuerySet[Job]) -> list[Outcome]:
-        """Run one batch in its own transaction; return its outcomes."""
+        """Run one batch in its own transaction (a savepoint inside the caller's); return its
+        outcomes."""
         for _attempt in range(RACE_RETRIES):
             started = time.perf_counter()
             try:

@@ -29,6 +29,7 @@ class LogRow(NamedTuple):
     user: int
     channel: str
     created_at: Any
+    run: int | None
 
 
 class EventRow(NamedTuple):
@@ -110,6 +111,7 @@ class Records:
         user: Any,
         channel: str,
         at: Moment,
+        run: int | None = None,
     ) -> None:
         declared = self.declared
         row = LogRow(
@@ -122,6 +124,7 @@ class Records:
             user=user.pk,
             channel=channel,
             created_at=at.db_value,
+            run=run,
         )
         self.log_rows.append((*row, *(getattr(job, f"{p.name}_id") for p in declared.parameters)))
         data = event_data(

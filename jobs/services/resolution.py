@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import models
+from django.db.models import Q
 
-from jobs.exceptions import JobStateConflict, NoDefaultStatus, PermissionDenied, StatusNotAllowed
+from jobs.exceptions import (
+    JobStateConflict,
+    NoDefaultStatus,
+    PermissionDenied,
+    StatusNotAllowed,
+)
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
 from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
 from jobs.models import Job, JobType
@@ -93,11 +99,7 @@ class Resolver:
             self._load()
         entry = self._entry
         if entry is None:
-            noun = choice.label.lower()
-            raise choice.not_found(
-                f"No {noun} matches {choice.api_name}.",
-                f"Name an existing {noun} by id, name or alternative_code.",
-            )
+            raise self._not_found()
         if choice.state is None:
             return entry
         if entry.life_cycle_state != choice.state:
@@ -112,6 +114,54 @@ class Resolver:
             )
         return entry
 
+    def refused_where(self) -> RefusedWhere | None:
+        """The jobs `entry_for` would refuse, as one condition, so that a selection of any size
+        is counted in SQL (jobs.services.forecast): the same decisions, in the same order."""
+        choice = self.choice
+        if self._lookup is None and not self._given:
+            if not choice.required:
+                return None
+            no_default = Q(**{f"type__{choice.type_default_field}__isnull": True})
+            return RefusedWhere(NoDefaultStatus.code, no_default)
+        if not self._loaded:
+            self._load()
+        if self._entry is None:
+            return RefusedWhere(choice.not_found.code, EVERY_JOB)
+        if choice.state is None:
+            return None
+        if self._entry.life_cycle_state != choice.state or not self._allowed_type_ids:
+            return RefusedWhere(StatusNotAllowed.code, EVERY_JOB)
+        return RefusedWhere(StatusNotAllowed.code, ~Q(type_id__in=self._allowed_type_ids))
+
+    def frozen(self) -> dict[str, Any] | None:
+        """The entry asked for, by id, for a run that resolves it again later; None for the
+        type's default. An entry that does not exist is refused now, not once per job."""
+        if self._lookup is None and not self._given:
+            return None
+        if not self._loaded:
+            self._load()
+        if self._entry is None:
+            raise self._not_found()
+        return {"id": self._entry.pk}
+
+    def _not_found(self) -> Exception:
+        noun, name = self.choice.label.lower(), self.choice.api_name
+        return self.choice.not_found(
+            f"No {noun} matches {name}.",
+            f"Name an existing {noun} by id, name or alternative_code.",
+        )
+
+
+# A condition every job meets.
+EVERY_JOB = Q(pk__isnull=False)
+
+
+class RefusedWhere(NamedTuple):
+    """The jobs a choice refuses, as a condition on Job, and the refusal's code."""
+
+    code: str
+    jobs: Q
+
 
 @dataclass(slots=True)
 class TransitionRequest:
@@ -122,6 +172,7 @@ class TransitionRequest:
     resolvers: list[Resolver]
     user: Any
     channel: str
+    run: int | None = None  # the background run this is part of (jobs.services.runs)
 
     @classmethod
     def build(
@@ -132,6 +183,7 @@ class TransitionRequest:
         parameters: Mapping[str, CatalogRef],
         user: Any,
         channel: str,
+        run: int | None = None,
     ) -> TransitionRequest:
         declared = get_transition(transition)
         ensure_permitted(user, declared)
@@ -140,7 +192,7 @@ class TransitionRequest:
             raise TypeError(f"{declared.name} takes no {', '.join(sorted(unknown))}")
         requested = {"status": status, **parameters}
         resolvers = [Resolver(c, requested.get(c.name)) for c in declared.choices]
-        return cls(declared, resolvers, user, channel)
+        return cls(declared, resolvers, user, channel, run)
 
     def check(self, job: Job) -> dict[str, Any]:
         """The keyword arguments the model's transition takes for this job, or the refusal."""
@@ -152,6 +204,18 @@ class TransitionRequest:
                 "Nothing was changed. Reload the job to see its current state.",
             )
         return {r.choice.name: r.entry_for(job) for r in self.resolvers}
+
+    def refusals(self) -> list[RefusedWhere]:
+        """Every reason `check` may refuse a job for, in its order, as conditions on Job."""
+        declared = self.transition
+        wrong_state = RefusedWhere(JobStateConflict.code, ~Q(life_cycle_state__in=declared.sources))
+        by_choice = [resolver.refused_where() for resolver in self.resolvers]
+        return [wrong_state, *(refused for refused in by_choice if refused is not None)]
+
+    def frozen_choices(self) -> dict[str, dict[str, Any]]:
+        """The entries asked for, by id, as a background run keeps them."""
+        frozen = {r.choice.name: r.frozen() for r in self.resolvers}
+        return {name: entry for name, entry in frozen.items() if entry is not None}
 
     def count(self, outcome: str, amount: int = 1) -> None:
         """Prometheus's count of jobs moved (outcome: the past tense) or refused (the code)."""

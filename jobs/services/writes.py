@@ -80,6 +80,7 @@ def move_job(
         user=request.user,
         channel=request.channel,
         at=at,
+        run=request.run,
     )
     return move
 

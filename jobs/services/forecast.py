@@ -1,0 +1,95 @@
+"""What a bulk transition would do to a selection of any size, counted in SQL.
+
+A dry run checks every job in Python, batch by batch: 14 s and 1,600 queries for 200,000 jobs.
+Here every reason `TransitionRequest.check` may refuse a job for is a condition on Job
+(`TransitionRequest.refusals`), so one aggregate counts them all, and one query per reason that
+holds reads its first few jobs. The first job of each reason is checked the usual way, which
+gives its words. Queries: the entries asked for, one aggregate, one per group that is not empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+
+from django.db.models import Count, Q, QuerySet
+
+from jobs.exceptions import JobsError
+from jobs.models import Job
+from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
+
+NAMED = 20
+
+
+@dataclass(slots=True)
+class SkipGroup:
+    code: str
+    count: int
+    numbers: list[str] = field(default_factory=list)
+    reason: str = ""  # the first one's refusal, in the service's words
+
+
+@dataclass(slots=True)
+class Forecast:
+    selected: int
+    moving: int
+    moving_first: list[str]
+    skipped: list[SkipGroup]
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(group.count for group in self.skipped)
+
+
+def forecast(
+    *,
+    transition: TransitionRef,
+    jobs: QuerySet[Job],
+    status: CatalogRef = None,
+    user: object,
+    channel: str,
+    named: int = NAMED,
+    **parameters: CatalogRef,
+) -> Forecast:
+    """Count what `job_bulk_transition` would move and skip in `jobs`, without loading them."""
+    request = TransitionRequest.build(
+        transition, status=status, parameters=parameters, user=user, channel=channel
+    )
+    jobs = jobs.order_by()
+    # A job is refused for the first reason that holds, as `check` raises the first.
+    by_code: dict[str, Q] = {}
+    earlier: list[Q] = []
+    for refused in request.refusals():
+        first_here = refused.jobs & ~reduce(or_, earlier) if earlier else refused.jobs
+        earlier.append(refused.jobs)
+        known = by_code.get(refused.code)
+        by_code[refused.code] = first_here if known is None else known | first_here
+    moving = ~reduce(or_, by_code.values())
+    counts = jobs.aggregate(
+        selected=Count("pk"),
+        moving=Count("pk", filter=moving),
+        **{code: Count("pk", filter=where) for code, where in by_code.items()},
+    )
+    skipped = []
+    for code, where in by_code.items():
+        if not counts[code]:
+            continue
+        first = list(jobs.filter(where).order_by("pk").select_related("type")[:named])
+        skipped.append(
+            SkipGroup(code, counts[code], [j.number for j in first], _reason(request, first[0]))
+        )
+    moving_first = []
+    if counts["moving"]:
+        moving_first = list(
+            jobs.filter(moving).order_by("pk").values_list("number", flat=True)[:named]
+        )
+    return Forecast(counts["selected"], counts["moving"], moving_first, skipped)
+
+
+def _reason(request: TransitionRequest, job: Job) -> str:
+    try:
+        request.check(job)
+    except JobsError as refusal:
+        return refusal.message
+    return ""

@@ -1,0 +1,79 @@
+"""What a background run works on, frozen when it is queued: a filter in the names of `GET jobs`
+bounded by the newest job id of that moment (jobs created later are not in it), or a list of ids.
+
+A filter is applied again batch by batch, as a bulk run in a request applies its queryset: a job
+that has left it by then is not counted, and each job's state is checked under its lock anyway.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Max, QuerySet
+
+from jobs.filters import filtered_jobs
+from jobs.models import Job
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    filter: Mapping[str, str] | None = None
+    up_to_id: int = 0
+    ids: tuple[int, ...] = ()
+
+    @classmethod
+    def of_filter(cls, filters: Mapping[str, Any]) -> Selection:
+        """A filter frozen now: checked (INVALID_PARAMETER), and bounded by the newest job."""
+        filters = {name: str(value) for name, value in filters.items()}
+        filtered_jobs(filters)
+        newest = Job.objects.aggregate(newest=Max("pk"))["newest"] or 0
+        return cls(filter=filters, up_to_id=newest)
+
+    @classmethod
+    def of_ids(cls, ids: Iterable[int]) -> Selection:
+        ordered = tuple(sorted(set(ids)))
+        return cls(ids=ordered, up_to_id=ordered[-1] if ordered else 0)
+
+    @classmethod
+    def thaw(cls, frozen: Mapping[str, Any]) -> Selection:
+        if "ids" in frozen:
+            return cls.of_ids(frozen["ids"])
+        return cls(filter=dict(frozen["filter"]), up_to_id=int(frozen["up_to_id"]))
+
+    def frozen(self) -> dict[str, Any]:
+        if self.filter is None:
+            return {"ids": list(self.ids)}
+        return {"filter": dict(self.filter), "up_to_id": self.up_to_id}
+
+    def _jobs(self) -> QuerySet[Job]:
+        return filtered_jobs(self.filter, Job.objects.filter(pk__lte=self.up_to_id))
+
+    def count(self) -> int:
+        if self.filter is None:
+            return len(self.ids)
+        return self._jobs().count()
+
+    def chunks(self, size: int) -> list[tuple[int, int]]:
+        """The selection cut into keyset pages of about `size` jobs: (after_id, up_to_id]."""
+        if self.filter is None:
+            lasts = list(self.ids[size - 1 :: size])
+        else:
+            ids = self._jobs().order_by("pk").values_list("pk", flat=True)
+            lasts, after = [], 0
+            while (last := next(iter(ids.filter(pk__gt=after)[size - 1 : size]), None)) is not None:
+                lasts.append(last)
+                after = last
+        if self.up_to_id and (not lasts or lasts[-1] < self.up_to_id):
+            lasts.append(self.up_to_id)  # the rest, fewer than `size`, up to the frozen bound
+        return list(zip([0, *lasts[:-1]], lasts, strict=False))
+
+    def next_ids(self, *, after: int, up_to: int, size: int) -> list[int]:
+        """The next `size` ids of the selection in (after, up_to], in order."""
+        if self.filter is None:
+            start = bisect_right(self.ids, after)
+            return [pk for pk in self.ids[start : start + size] if pk <= up_to]
+        jobs = self._jobs().filter(pk__gt=after, pk__lte=up_to).order_by("pk")
+        return list(jobs.values_list("pk", flat=True)[:size])

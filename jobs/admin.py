@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from jobs import tasks, webhooks
+from jobs.admin_runs import TransitionRunAdmin
 from jobs.admin_transitions import TransitionAdminMixin
 from jobs.events import EVENT_TYPES
 from jobs.models import (
@@ -25,6 +26,7 @@ from jobs.models import (
     JobStatus,
     JobTransitionLog,
     JobType,
+    TransitionRun,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -410,3 +412,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"{len(ids)} delivery(ies) will be sent again.", messages.SUCCESS
         )
+
+
+admin.site.register(TransitionRun, TransitionRunAdmin)

@@ -5,24 +5,33 @@ button on the job page. It reads `jobs.transitions`; nothing here names a transi
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.views.main import ALL_VAR, ORDER_VAR, PAGE_VAR, SEARCH_VAR
 from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from jobs.exceptions import JobsError
 from jobs.identifiers import is_number
 from jobs.models import Channel, Job, JobStatus
 from jobs.selectors import statuses_allowed_for_every_type, statuses_of_type
-from jobs.services import Outcome, job_bulk_transition, job_transition
+from jobs.services import (
+    Outcome,
+    Selection,
+    forecast,
+    job_bulk_transition,
+    job_transition,
+    queue_run,
+)
 from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
 
 CONFIRMATION_TEMPLATE = "admin/jobs/job/transition_confirmation.html"
@@ -83,40 +92,6 @@ def chosen(entry_id: str | None) -> dict[str, str] | None:
     return {"id": entry_id} if entry_id else None
 
 
-@dataclass
-class SkipGroup:
-    label: str
-    count: int = 0
-    examples: list[Outcome] = field(default_factory=list)
-
-
-@dataclass
-class Preview:
-    """What a dry run found, kept small whatever the selection: counts, the first numbers that
-    will move, and the skipped grouped by reason with their first few."""
-
-    will_run_count: int = 0
-    will_run_first: list[str] = field(default_factory=list)
-    skipped: dict[str, SkipGroup] = field(default_factory=dict)
-
-    def add(self, declared: JobTransition, outcomes: list[Outcome]) -> None:
-        for outcome in outcomes:
-            if outcome.done:
-                self.will_run_count += 1
-                if len(self.will_run_first) < NAMED_ON_PAGE:
-                    self.will_run_first.append(outcome.number)
-                continue
-            label = skip_label(declared, outcome.code)
-            group = self.skipped.setdefault(label, SkipGroup(label))
-            group.count += 1
-            if len(group.examples) < NAMED_ON_PAGE:
-                group.examples.append(outcome)
-
-    @property
-    def skipped_count(self) -> int:
-        return sum(group.count for group in self.skipped.values())
-
-
 def skipped_message(declared: JobTransition, skipped: list[Outcome]) -> str:
     """ "3 skipped: JB00001, JB00006 (not pending); JB00002 (no default status)"."""
     by_reason: dict[str, list[str]] = defaultdict(list)
@@ -132,6 +107,37 @@ def skipped_message(declared: JobTransition, skipped: list[Outcome]) -> str:
         )
         groups.append(f"{named}{more} ({label})")
     return f"{len(skipped)} skipped: " + "; ".join(groups)
+
+
+# The changelist's filters, as the names of `GET jobs` (jobs.filters), for a run to re-read.
+CHANGELIST_FILTERS = {
+    "life_cycle_state__exact": "life_cycle_state",
+    "type__id__exact": "type",
+    "status__id__exact": "status",
+    "assigned_to__user__id__exact": "assigned_user",
+    SEARCH_VAR: "search",
+}
+# What the changelist's address carries besides filters: its order and page.
+NOT_FILTERS = {ORDER_VAR, PAGE_VAR, ALL_VAR}
+
+
+def frozen_selection(request: HttpRequest, queryset: QuerySet[Job]) -> Selection:
+    """The jobs an action was given, frozen for a run: the changelist's filter when every
+    "select all" filter has a name in `GET jobs`; else their ids."""
+    selected_all = request.POST.get("select_across") == "1"
+    given = {name: request.GET.getlist(name) for name in request.GET} if selected_all else None
+    if given is not None and all(
+        name in NOT_FILTERS or (name in CHANGELIST_FILTERS and len(values) == 1)
+        for name, values in given.items()
+    ):
+        return Selection.of_filter(
+            {
+                CHANGELIST_FILTERS[name]: values[0]
+                for name, values in given.items()
+                if name in CHANGELIST_FILTERS
+            }
+        )
+    return Selection.of_ids(queryset.values_list("pk", flat=True))
 
 
 def in_admin_words(refusal: JobsError) -> str:
@@ -191,17 +197,15 @@ class TransitionAdminMixin:
         queryset: QuerySet[Job],
         form: TransitionForm,
     ) -> HttpResponse | None:
-        preview = Preview()
         # Counted for what will be used: the choices on the page, once made.
         choices = form.service_arguments() if form.is_bound and form.is_valid() else {}
         try:
-            job_bulk_transition(
+            counted = forecast(
                 transition=declared,
                 jobs=queryset,
                 user=request.user,
                 channel=Channel.ADMIN,
-                dry_run=True,
-                on_batch=lambda outcomes: preview.add(declared, outcomes),
+                named=NAMED_ON_PAGE,
                 **choices,
             )
         except JobsError as refusal:
@@ -212,8 +216,13 @@ class TransitionAdminMixin:
             "title": declared.label,
             "opts": self.model._meta,
             "transition": declared,
-            "preview": preview,
-            "will_run_more": preview.will_run_count - len(preview.will_run_first),
+            "forecast": counted,
+            "skipped": [
+                {"label": skip_label(declared, group.code), "group": group}
+                for group in counted.skipped
+            ],
+            "will_run_more": counted.moving - len(counted.moving_first),
+            "in_background": counted.selected > settings.JOBS_BULK_INLINE_LIMIT,
             "form": form,
             "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
@@ -230,6 +239,9 @@ class TransitionAdminMixin:
         queryset: QuerySet[Job],
         form: TransitionForm,
     ) -> None:
+        if queryset.count() > settings.JOBS_BULK_INLINE_LIMIT:
+            self._queue_selected(request, declared, queryset, form)
+            return
         try:
             summary = job_bulk_transition(
                 transition=declared,
@@ -255,6 +267,38 @@ class TransitionAdminMixin:
             )
         if summary.skipped:
             self.message_user(request, skipped_message(declared, summary.skipped), messages.WARNING)
+
+    def _queue_selected(
+        self,
+        request: HttpRequest,
+        declared: JobTransition,
+        queryset: QuerySet[Job],
+        form: TransitionForm,
+    ) -> None:
+        """Too many for one request: a background run, answered at once with a link to it."""
+        try:
+            run = queue_run(
+                transition=declared,
+                selection=frozen_selection(request, queryset),
+                user=request.user,
+                channel=Channel.ADMIN,
+                **form.service_arguments(),
+            )
+        except JobsError as refusal:
+            self._refused(request, refusal)
+            return
+        page = reverse("admin:jobs_transitionrun_change", args=[run.pk])
+        self.message_user(
+            request,
+            format_html(
+                'The selection is large: it will be {} in the background. <a href="{}">Follow '
+                "run {}</a>.",
+                declared.past,
+                page,
+                run.pk,
+            ),
+            messages.SUCCESS,
+        )
 
     def _refused(self, request: HttpRequest, refusal: JobsError) -> None:
         self.message_user(request, in_admin_words(refusal), messages.ERROR)

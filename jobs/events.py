@@ -23,7 +23,9 @@ from jobs.identifiers import MAX_ID
 from jobs.models import Event
 from jobs.transitions import TRANSITIONS
 
-EVENT_TYPES = tuple(t.event for t in TRANSITIONS.values())
+# A background run that ends, in any state (jobs.services.runs).
+RUN_FINISHED = "transition_run.finished"
+EVENT_TYPES = (*(t.event for t in TRANSITIONS.values()), RUN_FINISHED)
 CURSOR_PATTERN = r"^\d{1,19}_\d{1,19}$"
 _CURSOR = re.compile(r"^(\d{1,19})_(\d{1,19})$")
 

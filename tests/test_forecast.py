@@ -61,9 +61,9 @@ def test_the_forecast_counts_what_a_dry_run_decides_job_by_job(name, mixed_jobs,
             transition=declared, jobs=jobs, user=dispatcher, channel=Channel.ADMIN, **choices
         )
         assert (counted.selected, counted.moving) == (Job.objects.count(), dry.done), choices
-        assert {g.code: g.count for g in counted.skipped} == Counter(
-            o.code for o in dry.skipped
-        ), choices
+        assert {g.code: g.count for g in counted.skipped} == Counter(o.code for o in dry.skipped), (
+            choices
+        )
         for group in counted.skipped:
             in_dry_run = [o for o in dry.skipped if o.code == group.code]
             assert group.numbers == [o.number for o in in_dry_run][:20]

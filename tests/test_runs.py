@@ -20,9 +20,8 @@ from jobs.models import (
     TransitionRun,
     TransitionRunChunk,
 )
-from jobs.services import Selection, queue_run, stop_run
-from jobs.services import runs
-from tests.factories import JobTypeFactory, UserFactory, bulk_pending_jobs, status_of
+from jobs.services import Selection, queue_run, runs, stop_run
+from tests.factories import JobTypeFactory, bulk_pending_jobs, status_of
 from tests.helpers import BATCH_WRITES, count_queries
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +81,8 @@ def test_a_queued_run_is_written_before_any_job_moves(
         run = queue_pending(dispatcher)
     assert run.state == RunState.QUEUED
     assert run.selection == {"filter": {"life_cycle_state": "PENDING"}, "up_to_id": jobs[-1].pk}
-    assert run.requested_by == dispatcher and run.channel == Channel.ADMIN
+    assert run.requested_by == dispatcher
+    assert run.channel == Channel.ADMIN
     assert sent == [(runs.PLAN_TASK, run.pk)]
     assert Job.objects.filter(life_cycle_state=LifeCycleState.PENDING).count() == 30
 
@@ -94,7 +94,8 @@ def test_a_run_moves_every_selected_job_once_and_counts_what_the_log_holds(dispa
     assert (run.selected, run.moved, run.skipped) == (60, 60, {})
     assert run.moved_first == [job.number for job in jobs[:5]]
     assert run.started_date <= run.finished_date
-    assert set(logged_by(run).values()) == {1} and len(logged_by(run)) == 60
+    assert set(logged_by(run).values()) == {1}
+    assert len(logged_by(run)) == 60
     assert not Job.objects.exclude(life_cycle_state=LifeCycleState.IN_PROGRESS).exists()
     assert TransitionRunChunk.objects.filter(run=run, done=False).count() == 0
 
@@ -210,7 +211,8 @@ def test_a_message_delivered_twice_moves_and_counts_nothing_twice(dispatcher, se
 def test_a_queued_run_stops_at_once(dispatcher, sent):
     bulk_pending_jobs(JobTypeFactory(), 5)
     run = stop_run(queue_pending(dispatcher).pk, user=dispatcher)
-    assert run.state == RunState.STOPPED and run.finished_date is not None
+    assert run.state == RunState.STOPPED
+    assert run.finished_date is not None
     runs.plan(run.pk)
     assert Job.objects.filter(life_cycle_state=LifeCycleState.PENDING).count() == 5
     assert Event.objects.get(type=runs.RUN_FINISHED).data["run"]["state"] == "STOPPED"
@@ -228,7 +230,8 @@ def test_a_running_run_stops_after_the_batch_in_hand(dispatcher, sent):
 
     runs.work(run.pk, lessee="worker-1", on_batch=stop_once)
     run.refresh_from_db()
-    assert stopped[0].state == RunState.RUNNING and stopped[0].stop_requested
+    assert stopped[0].state == RunState.RUNNING
+    assert stopped[0].stop_requested
     assert (run.state, run.moved) == (RunState.STOPPED, 10)
     assert len(logged_by(run)) == 10
     assert Event.objects.get(type=runs.RUN_FINISHED).data["run"]["moved"] == 10
@@ -295,10 +298,12 @@ def test_the_sweep_sends_out_again_a_run_whose_messages_were_lost(dispatcher, se
     sent.clear()
 
     assert runs.sweep() == 2
-    assert (runs.PLAN_TASK, queued.pk) in sent and (runs.WORK_TASK, running.pk) in sent
+    assert (runs.PLAN_TASK, queued.pk) in sent
+    assert (runs.WORK_TASK, running.pk) in sent
     # Once per lease, however often the sweep runs.
     sent.clear()
-    assert runs.sweep() == 0 and sent == []
+    assert runs.sweep() == 0
+    assert sent == []
 
 
 def test_the_sweep_leaves_alone_a_run_someone_is_working_on(dispatcher, sent):

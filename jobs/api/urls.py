@@ -2,7 +2,7 @@ from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from jobs.api import feed, tokens, views
+from jobs.api import feed, runs, tokens, views
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -15,6 +15,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("jobs", views.JobViewSet, basename="job")
+router.register("transition_runs", runs.TransitionRunViewSet, basename="transition-run")
 
 urlpatterns = [
     re_path(r"^authentication/token/?$", tokens.TokenView.as_view(), name="token"),

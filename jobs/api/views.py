@@ -78,7 +78,14 @@ class JobPermission(BasePermission):
         return True
 
 
-NUMBER_FILTER = OpenApiParameter("number", NON_EMPTY_TEXT, description="job number, e.g. JB00019")
+TEXT_FILTERS = [
+    OpenApiParameter("number", NON_EMPTY_TEXT, description="job number, e.g. JB00019"),
+    OpenApiParameter(
+        "search",
+        NON_EMPTY_TEXT,
+        description='every word (or "quoted phrase") in the job\'s number or description',
+    ),
+]
 ID_FILTERS = [
     OpenApiParameter(name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description=text)
     for name, text in (
@@ -142,7 +149,7 @@ class JobViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="List jobs, newest first",
-        parameters=[*FIELDS_SET_QUERY, *ID_FILTERS, NUMBER_FILTER],
+        parameters=[*FIELDS_SET_QUERY, *ID_FILTERS, *TEXT_FILTERS],
         responses={
             200: JobSerializer(many=True),
             **errors("AUTHENTICATION_FAILED", "PERMISSION_DENIED", "INVALID_PARAMETER"),

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.events import RUN_FINISHED
 from jobs.exceptions import JobsError, TransitionRunNotFound
 from jobs.models import (
     Event,
@@ -48,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 PLAN_TASK = "jobs.runs.plan"
 WORK_TASK = "jobs.runs.work"
-RUN_FINISHED = "transition_run.finished"
 # How many numbers a run keeps of the jobs it moved, and of each skip reason.
 FIRST_NAMED = 5
 

@@ -1,0 +1,141 @@
+"""The admin's *Transition runs*: background runs newest first, and a run's page with its
+progress (it reloads itself while the run goes on), counts, skipped reasons and *Stop*."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+
+from jobs.admin_transitions import in_admin_words, skip_label
+from jobs.exceptions import JobsError
+from jobs.models import TransitionRun
+from jobs.services import stop_run
+from jobs.transitions import TRANSITIONS
+
+# How often a run's page reloads itself while the run goes on.
+REFRESH_SECONDS = 2
+
+
+def progress_text(run: TransitionRun) -> str:
+    """ "12,500 of 300,000 (4%)"."""
+    if run.selected is None:
+        return "not started"
+    done = run.moved + run.skipped_count
+    share = f" ({done * 100 // run.selected}%)" if run.selected else ""
+    return f"{done:,} of {run.selected:,}{share}"
+
+
+class TransitionRunAdmin(admin.ModelAdmin):
+    change_form_template = "admin/jobs/transitionrun/change_form.html"
+    list_display = [
+        "id",
+        "transition",
+        "state",
+        "progress",
+        "moved",
+        "skipped_total",
+        "requested_by",
+        "channel",
+        "created_date",
+        "finished_date",
+    ]
+    list_filter = ["state", "transition", "channel"]
+    list_select_related = ["requested_by"]
+    fields = [
+        "transition",
+        "state",
+        "requested_by",
+        "channel",
+        "selection",
+        "choices",
+        "selected",
+        "moved",
+        "moved_first",
+        "skipped",
+        "stop_requested",
+        "created_date",
+        "started_date",
+        "finished_date",
+        "error",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress(self, run: TransitionRun) -> str:
+        return progress_text(run)
+
+    @admin.display(description="skipped")
+    def skipped_total(self, run: TransitionRun) -> int:
+        return run.skipped_count
+
+    # Runs are made by the transition actions and the other doors, never edited; anyone who
+    # may view jobs may follow them.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/stop/",
+                self.admin_site.admin_view(self.stop_view),
+                name="jobs_transitionrun_stop",
+            ),
+            *super().get_urls(),
+        ]
+
+    def stop_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            run = stop_run(object_id, user=request.user)
+        except JobsError as refusal:
+            self.message_user(request, in_admin_words(refusal), messages.ERROR)
+        else:
+            if run.ended:
+                self.message_user(request, f"Run {run.pk} is {run.get_state_display().lower()}.")
+            else:
+                self.message_user(
+                    request, f"Run {run.pk} stops after the batch in hand.", messages.SUCCESS
+                )
+        return HttpResponseRedirect(reverse("admin:jobs_transitionrun_change", args=[object_id]))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        run = self.get_object(request, object_id)
+        if run is not None:
+            declared = TRANSITIONS.get(run.transition)
+            extra_context = {
+                **(extra_context or {}),
+                "run": run,
+                "progress": progress_text(run),
+                "done": run.moved + run.skipped_count,
+                "past": declared.past if declared else run.transition,
+                "skipped_reasons": [
+                    {"label": skip_label(declared, code) if declared else code, **group}
+                    for code, group in run.skipped.items()
+                ],
+                "refresh_seconds": None if run.ended else REFRESH_SECONDS,
+                "can_stop": (
+                    not run.ended
+                    and not run.stop_requested
+                    and declared is not None
+                    and request.user.has_perm(declared.permission)
+                ),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -334,6 +334,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.api.schema.paths_without_trailing_slash",
+        "jobs.api.schema.one_of_bodies_required",
     ],
     "ENUM_NAME_OVERRIDES": {
         "LifeCycleStateEnum": "jobs.models.LifeCycleState",

@@ -81,6 +81,7 @@ def test_a_queued_run_carries_its_status_and_reason(as_dispatcher):
     [
         ({}, (400, "MANDATORY_PARAMETER_MISSING")),
         ({"transition": "explode"}, (400, "INVALID_PARAMETER")),
+        ({"transition": {}}, (400, "INVALID_PARAMETER")),
         ({"transition": "start_progress", "filter": {"colour": "red"}}, (400, "INVALID_PARAMETER")),
         ({"transition": "start_progress", "filter": {"type": 0}}, (400, "INVALID_PARAMETER")),
         ({"transition": "start_progress", "filter": {"search": ""}}, (400, "INVALID_PARAMETER")),

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -17,14 +22,19 @@ from rest_framework.response import Response
 
 from jobs.api.envelope import envelope
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import TextField, enveloped, errors
+from jobs.api.schema import NON_EMPTY_TEXT, TextField, enveloped, errors
 from jobs.api.serializers import CatalogIdentifierField
-from jobs.exceptions import InvalidParameter, PermissionDenied, TransitionRunNotFound
+from jobs.exceptions import (
+    InvalidParameter,
+    MandatoryParameterMissing,
+    PermissionDenied,
+    TransitionRunNotFound,
+)
 from jobs.filters import JobFilter
 from jobs.identifiers import MAX_ID, is_number
 from jobs.models import Channel, LifeCycleState, RunState, TransitionRun
 from jobs.services import Selection, get_run, queue_run, stop_run
-from jobs.transitions import TRANSITIONS
+from jobs.transitions import TRANSITIONS, JobTransition
 
 PARAMETERS = {p.api_name: p for t in TRANSITIONS.values() for p in t.parameters}
 
@@ -42,9 +52,6 @@ class ReadRuns(BasePermission):
 
 
 class RunFilterInput(serializers.Serializer):
-    """The jobs to move, in the names of GET jobs; every job when empty. Frozen when queued:
-    jobs created afterwards are not part of the run."""
-
     life_cycle_state = serializers.ChoiceField(choices=LifeCycleState.values, required=False)
     type = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     status = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
@@ -52,36 +59,80 @@ class RunFilterInput(serializers.Serializer):
     number = TextField(required=False)
     search = TextField(required=False)
 
+
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+FILTER_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "life_cycle_state": {"type": "string", "enum": LifeCycleState.values},
+        "type": {**ID, "description": "job type id"},
+        "status": {**ID, "description": "job status id"},
+        "assigned_user": {**ID, "description": "id of the user the job is assigned to"},
+        "number": {**NON_EMPTY_TEXT, "description": "job number"},
+        "search": {**NON_EMPTY_TEXT, "description": "every word in the number or description"},
+    },
+    "description": "The jobs to move, in the names of GET jobs; every job when left out. Frozen "
+    "when queued: jobs created afterwards are not part of the run.",
+}
+
+
+@extend_schema_field(FILTER_SCHEMA)
+class RunFilterField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(JobFilter.base_filters))
-            if unknown:
-                raise InvalidParameter(
-                    f"filter has no {unknown[0][:100]}.",
-                    f"Filter by {', '.join(JobFilter.base_filters)}.",
-                )
-        return super().to_internal_value(data)
+        if not isinstance(data, dict):
+            raise InvalidParameter("filter must be an object.", "Send filter as {name: value}.")
+        unknown = sorted(set(data) - set(JobFilter.base_filters))
+        if unknown:
+            raise InvalidParameter(
+                f"filter has no {unknown[0][:100]}.",
+                f"Filter by {', '.join(JobFilter.base_filters)}.",
+            )
+        given = RunFilterInput(data=data)
+        given.is_valid(raise_exception=True)
+        return dict(given.validated_data)
 
 
-class TransitionRunInput(serializers.Serializer):
-    token = TextField(required=False, help_text="CRM.COM style: the token in the body")
-    transition = serializers.ChoiceField(choices=list(TRANSITIONS))
-    filter = RunFilterInput(required=False)
-    status_identifier = CatalogIdentifierField(
-        required=False, help_text="default: each job type's default status for the transition"
-    )
-    cancellation_reason_identifier = CatalogIdentifierField(
-        required=False, help_text="cancel only; default: the type's cancellation reason, if any"
-    )
+def run_input(declared: JobTransition) -> type[serializers.Serializer]:
+    """The body of POST transition_runs for one transition (`CancelRunInput`): the OpenAPI
+    document offers one per transition, told apart by `transition`."""
+    fields: dict[str, serializers.Field] = {
+        "token": TextField(required=False, help_text="CRM.COM style: the token in the body"),
+        "transition": serializers.ChoiceField(choices=[declared.name]),
+        "filter": RunFilterField(required=False),
+        "status_identifier": CatalogIdentifierField(
+            required=False, help_text="default: each job type's default status"
+        ),
+    }
+    for parameter in declared.parameters:
+        fields[parameter.api_name] = CatalogIdentifierField(
+            required=False, help_text=f"default: the type's {parameter.label.lower()}, if any"
+        )
+    words = "".join(word.capitalize() for word in declared.name.split("_"))
+    return type(f"{words}RunInput", (serializers.Serializer,), fields)
 
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        taken = {p.api_name for p in TRANSITIONS[data["transition"]].parameters}
-        for name in PARAMETERS.keys() - taken:
-            if name in data:
-                raise InvalidParameter(
-                    f"{name} does not go with {data['transition']}.", f"Leave {name} out."
-                )
-        return data
+
+RUN_INPUTS = {name: run_input(declared) for name, declared in TRANSITIONS.items()}
+
+
+def run_body(data: Any) -> dict[str, Any]:
+    """The body, read by its transition's serializer; a parameter of another transition is a
+    mistake worth saying, not one to ignore."""
+    name = data.get("transition") if isinstance(data, dict) else None
+    if name is None:
+        raise MandatoryParameterMissing(
+            "transition is missing.", f"Send transition: one of {', '.join(TRANSITIONS)}."
+        )
+    if not isinstance(name, str) or name not in RUN_INPUTS:
+        raise InvalidParameter(
+            "transition names no transition.", f"Send one of {', '.join(TRANSITIONS)}."
+        )
+    body = RUN_INPUTS[name](data=data)
+    body.is_valid(raise_exception=True)
+    for other in PARAMETERS.keys() - body.fields.keys():
+        if other in data:
+            raise InvalidParameter(f"{other} does not go with {name}.", f"Leave {other} out.")
+    return body.validated_data
 
 
 class UserReference(serializers.Serializer):
@@ -167,7 +218,11 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Queue a transition on every job a filter selects (answers at once)",
-        request=TransitionRunInput,
+        request=PolymorphicProxySerializer(
+            component_name="TransitionRunInput",
+            serializers=RUN_INPUTS,
+            resource_type_field_name="transition",
+        ),
         responses={
             202: RUN_ENVELOPE,
             **errors(
@@ -182,9 +237,7 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
         },
     )
     def create(self, request: Request) -> Response:
-        body = TransitionRunInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        given = body.validated_data
+        given = run_body(request.data)
         declared = TRANSITIONS[given["transition"]]
         run = queue_run(
             transition=declared,

@@ -70,3 +70,20 @@ def paths_without_trailing_slash(result: dict, **kwargs: object) -> dict:
     """Document CRM.COM's spelling (`jobs/all_scopes/start_progress`); a final slash works too."""
     result["paths"] = {path.rstrip("/"): item for path, item in result["paths"].items()}
     return result
+
+
+def one_of_bodies_required(result: dict, **kwargs: object) -> dict:
+    """A body that is one of several shapes told apart by a field (POST transition_runs, by
+    `transition`) cannot be left out: drf-spectacular only marks a body required when its own
+    serializer has a required field, which a polymorphic one has not."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for item in result["paths"].values():
+        for operation in item.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if not body:
+                continue
+            for content in body.get("content", {}).values():
+                name = content.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+                if "oneOf" in schemas.get(name, {}):
+                    body["required"] = True
+    return result

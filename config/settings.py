@@ -287,6 +287,8 @@ LOGGING = {
 JOBS_COMMAND_DEFAULT_USER = os.environ.get("JOBS_COMMAND_DEFAULT_USER", "")
 # How many jobs a bulk start locks, changes and commits at a time.
 JOBS_BULK_BATCH_SIZE = int(os.environ.get("JOBS_BULK_BATCH_SIZE", "500"))
+# Where people reach the admin: the commands print a background run's page under it.
+JOBS_SITE_URL = os.environ.get("JOBS_SITE_URL", "http://127.0.0.1:8000")
 # An admin selection above this many jobs becomes a background run (jobs.services.runs).
 JOBS_BULK_INLINE_LIMIT = int(os.environ.get("JOBS_BULK_INLINE_LIMIT", "5000"))
 # A run is cut into chunks of this many jobs; a worker leases one at a time, and a chunk whose

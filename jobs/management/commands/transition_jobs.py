@@ -12,48 +12,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, models
-from tqdm import tqdm
+from django.urls import reverse
 
 from jobs.exceptions import JobsError, JobTypeNotFound, PermissionDenied, StatusNotFound
+from jobs.management.progress import Progress, follow_run
 from jobs.models import Channel, Job, JobStatus, JobType
 from jobs.selectors import catalog_entry_named
-from jobs.services import Outcome, job_bulk_transition
+from jobs.services import Outcome, Selection, job_bulk_transition, queue_run
 from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
 
 BAD_ARGUMENTS = 2
 batch_log = logging.getLogger("jobs.services.bulk")
-
-
-class Progress:
-    """A progress bar (tqdm), drawn only when the output is a terminal; the job lines are
-    written above it."""
-
-    def __init__(self, terminal: TextIO, total: int | None, enabled: bool) -> None:
-        self.bar = tqdm(
-            total=total,
-            file=terminal,
-            disable=not (enabled and total),
-            unit="job",
-            dynamic_ncols=True,
-            leave=False,
-            mininterval=0,  # one update per committed batch: draw each
-            miniters=1,
-        )
-
-    def advance(self, count: int) -> None:
-        self.bar.update(count)
-
-    def clear(self) -> None:
-        self.bar.clear()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Command(BaseCommand):
@@ -109,6 +84,16 @@ class Command(BaseCommand):
             help="jobs locked and committed together (default: %(default)s)",
         )
         parser.add_argument("--format", choices=["text", "json"], default="text")
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="queue a run for the workers and print its id and page at once",
+        )
+        parser.add_argument(
+            "--follow",
+            action="store_true",
+            help="with --background: draw the run's progress until it ends (as follow_run)",
+        )
 
     def parameters(self) -> list[ExtraParameter]:
         """The extra parameters this command's transitions take, each once."""
@@ -126,10 +111,19 @@ class Command(BaseCommand):
         declared = self.transition or TRANSITIONS[options["transition"]]
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1", returncode=BAD_ARGUMENTS)
+        if options["background"] and options["dry_run"]:
+            raise CommandError(
+                "--dry-run runs in the command, not --background", returncode=BAD_ARGUMENTS
+            )
+        if options["follow"] and not options["background"]:
+            raise CommandError("--follow goes with --background", returncode=BAD_ARGUMENTS)
         jobs = self.select_jobs(declared, options)
         user = self.find_user(options["user"])
         status = find_by_identifier(JobStatus, options["status"], "--status", StatusNotFound)
         parameters = self.parameter_values(declared, options)
+        if options["background"]:
+            self.queue(declared, jobs, status, user, parameters, options)
+            return
         interactive = self.stdout.isatty() and options["format"] == "text"
         total = (len(jobs) if isinstance(jobs, list) else jobs.count()) if interactive else None
         progress = Progress(self.terminal, total, enabled=interactive)
@@ -164,6 +158,46 @@ class Command(BaseCommand):
         if summary.skipped:
             sys.exit(1)
 
+    def queue(
+        self,
+        declared: JobTransition,
+        jobs: list[str] | models.QuerySet[Job],
+        status: Any,
+        user: Any,
+        parameters: dict[str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        """Hand the jobs to the workers: a run, written now and carried out in the background."""
+        try:
+            run = queue_run(
+                transition=declared,
+                selection=background_selection(declared, jobs, self.narrowing),
+                status=status,
+                user=user,
+                channel=Channel.COMMAND,
+                **parameters,
+            )
+        except PermissionDenied as refusal:
+            raise CommandError(
+                f"user {user.username!r} may not {declared.verb} jobs: {refusal.description}",
+                returncode=BAD_ARGUMENTS,
+            ) from None
+        page = settings.JOBS_SITE_URL.rstrip("/") + reverse(
+            "admin:jobs_transitionrun_change", args=[run.pk]
+        )
+        if options["format"] == "json" and not options["follow"]:
+            self.stdout.write(json.dumps({"run": run.pk, "page": page}))
+        elif options["format"] == "text":
+            self.stdout.write(f"Queued run {run.pk}: {page}")
+            if not options["follow"]:
+                self.stdout.write(f"Follow it with: manage.py follow_run {run.pk}")
+        if options["follow"]:
+            code = follow_run(
+                run.pk, stdout=self.stdout, terminal=self.terminal, fmt=options["format"]
+            )
+            if code:
+                sys.exit(code)
+
     def parameter_values(self, declared: JobTransition, options: dict[str, Any]) -> dict:
         taken = {p.name for p in declared.parameters}
         values = {}
@@ -193,22 +227,27 @@ class Command(BaseCommand):
             raise CommandError(
                 f"no jobs named: give job numbers, or {eligible}", returncode=BAD_ARGUMENTS
             )
+        self.narrowing = {}
         if numbers:
             if options["type"] or options["status_from"]:
                 raise CommandError(
                     f"--type and --status-from only narrow {eligible}", returncode=BAD_ARGUMENTS
                 )
             return numbers
-        jobs = Job.objects.filter(life_cycle_state__in=declared.sources)
+        # As GET jobs names them, for a background run to re-read.
+        self.narrowing: dict[str, int] = {}
         if options["type"]:
             job_type = find_by_identifier(JobType, options["type"], "--type", JobTypeNotFound)
-            jobs = jobs.filter(type=job_type)
+            self.narrowing["type"] = job_type.pk
         if options["status_from"]:
             status = find_by_identifier(
                 JobStatus, options["status_from"], "--status-from", StatusNotFound
             )
-            jobs = jobs.filter(status=status)
-        return jobs
+            self.narrowing["status"] = status.pk
+        return Job.objects.filter(
+            life_cycle_state__in=declared.sources,
+            **{f"{name}_id": pk for name, pk in self.narrowing.items()},
+        )
 
     def find_user(self, username: str | None) -> Any:
         if not username:
@@ -221,6 +260,27 @@ class Command(BaseCommand):
         if not user.is_active:
             raise CommandError(f"user {username!r} is inactive", returncode=BAD_ARGUMENTS)
         return user
+
+
+def background_selection(
+    declared: JobTransition, jobs: list[str] | models.QuerySet[Job], narrowing: dict[str, int]
+) -> Selection:
+    """What a background run works on: --eligible as a filter when it fits the names of
+    GET jobs (one source state), else the jobs' ids; numbers as ids, every one of them known."""
+    if isinstance(jobs, list):
+        found = dict(Job.objects.filter(number__in=set(jobs)).values_list("number", "pk"))
+        unknown = [number for number in jobs if number not in found]
+        if unknown:
+            raise CommandError(
+                f"no job has number {', '.join(unknown[:5])}"
+                + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                + "; nothing queued",
+                returncode=BAD_ARGUMENTS,
+            )
+        return Selection.of_ids(found.values())
+    if len(declared.sources) == 1:
+        return Selection.of_filter({"life_cycle_state": declared.sources[0], **narrowing})
+    return Selection.of_ids(jobs.values_list("pk", flat=True))
 
 
 def find_by_identifier(

@@ -2,6 +2,9 @@ import pytest
 
 from tests.factories import UserFactory
 
+# Real Celery workers and beat, for the tests that need them (the `celery_on_redis` fixture).
+pytest_plugins = ["tests.workers"]
+
 
 @pytest.fixture
 def dispatcher(db):

@@ -90,10 +90,6 @@ def test_a_queued_run_carries_its_status_and_reason(as_dispatcher):
             (400, "STATUS_NOT_FOUND"),
         ),
         (
-            {"transition": "start_progress", "cancellation_reason_identifier": {"id": 1}},
-            (400, "INVALID_PARAMETER"),
-        ),
-        (
             {"transition": "cancel", "cancellation_reason_identifier": {"id": 999}},
             (400, "CANCELLATION_REASON_NOT_FOUND"),
         ),

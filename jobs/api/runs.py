@@ -116,8 +116,8 @@ RUN_INPUTS = {name: run_input(declared) for name, declared in TRANSITIONS.items(
 
 
 def run_body(data: Any) -> dict[str, Any]:
-    """The body, read by its transition's serializer; a parameter of another transition is a
-    mistake worth saying, not one to ignore."""
+    """The body, read by its transition's serializer (which, as every body here, passes over
+    names it does not know)."""
     name = data.get("transition") if isinstance(data, dict) else None
     if name is None:
         raise MandatoryParameterMissing(
@@ -129,9 +129,6 @@ def run_body(data: Any) -> dict[str, Any]:
         )
     body = RUN_INPUTS[name](data=data)
     body.is_valid(raise_exception=True)
-    for other in PARAMETERS.keys() - body.fields.keys():
-        if other in data:
-            raise InvalidParameter(f"{other} does not go with {name}.", f"Leave {other} out.")
     return body.validated_data
 
 

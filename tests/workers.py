@@ -30,6 +30,11 @@ needs_workers = [
 ]
 
 
+# As the Procfile runs workers: without the worker-to-worker chatter (gossip, mingle,
+# heartbeats) that nothing here uses, and that made reconnecting after a broker restart fail.
+QUIET = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+
+
 def worker_env(**extra: str) -> dict[str, str]:
     database = django_settings.DATABASES["default"]
     return {
@@ -44,7 +49,7 @@ def worker_env(**extra: str) -> dict[str, str]:
         "WEBHOOK_TIMEOUT_SECONDS": "1",
         "WEBHOOK_LEASE_SECONDS": "2",
         "WEBHOOK_ALLOW_PRIVATE_URLS": "1",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("WORKER_LOG_LEVEL", "WARNING"),
         **extra,
     }
 
@@ -66,12 +71,14 @@ class Processes:
         )
 
     def worker(self) -> None:
-        self.start("worker", "worker", "--pool", "threads", "--concurrency", "4", "-l", "INFO")
+        self.start(
+            "worker", "worker", *QUIET, "--pool", "threads", "--concurrency", "4", "-l", "INFO"
+        )
 
     def run_worker(self, name: str = "runs") -> None:
         """A worker of background runs, doing one chunk at a time in its own process (so that
         killing it kills the work in hand)."""
-        self.start(name, "worker", "--queues", "runs", "--pool", "solo", "-n", f"{name}@%h")
+        self.start(name, "worker", *QUIET, "--queues", "runs", "--pool", "solo", "-n", f"{name}@%h")
 
     def beat(self) -> None:
         self.start("beat", "beat", "-l", "INFO", "--schedule", str(self.tmp / "beat-schedule"))

@@ -49,12 +49,10 @@ class TransitionRunAdmin(admin.ModelAdmin):
         "state",
         "requested_by",
         "channel",
-        "selection",
-        "choices",
+        "selection_text",
+        "choices_text",
         "selected",
         "moved",
-        "moved_first",
-        "skipped",
         "stop_requested",
         "created_date",
         "started_date",
@@ -62,6 +60,27 @@ class TransitionRunAdmin(admin.ModelAdmin):
         "error",
     ]
     readonly_fields = fields
+
+    @admin.display(description="selection")
+    def selection_text(self, run: TransitionRun) -> str:
+        frozen = run.selection
+        if "ids" in frozen:
+            return f"{len(frozen['ids']):,} jobs named one by one"
+        given = ", ".join(f"{name} = {value}" for name, value in frozen["filter"].items())
+        return f"every job with {given or 'any value'}, up to job id {frozen['up_to_id']}"
+
+    @admin.display(description="choices")
+    def choices_text(self, run: TransitionRun) -> str:
+        declared = TRANSITIONS.get(run.transition)
+        if declared is None or not run.choices:
+            return "each job type's defaults"
+        names = []
+        for choice in declared.choices:
+            picked = run.choices.get(choice.name)
+            if picked:
+                entry = choice.model.objects.filter(pk=picked["id"]).first()
+                names.append(f"{choice.label.lower()}: {entry or picked['id']}")
+        return "; ".join(names)
 
     @admin.display(description="progress")
     def progress(self, run: TransitionRun) -> str:

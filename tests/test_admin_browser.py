@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from jobs.models import Job, LifeCycleState
+from jobs.models import Job, LifeCycleState, RunState, TransitionRun, TransitionRunChunk
+from jobs.services import runs
 from tests.factories import (
     JobCancellationReasonFactory,
     JobFactory,
@@ -127,4 +128,63 @@ def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
     )
     # This body ran beside Playwright's event loop, where Django keeps a connection apart from
     # the one teardown closes; left open, PostgreSQL could not drop the test database.
+    connections.close_all()
+
+
+def test_a_dispatcher_follows_a_background_run_and_stops_it(live_server, browser_page, settings):
+    settings.JOBS_BULK_INLINE_LIMIT = 20
+    settings.JOBS_BULK_BATCH_SIZE = 10
+    UserFactory(
+        username="dispatcher",
+        password="dispatcher-pw",
+        is_staff=True,
+        permissions=["view_job", "start_progress_job"],
+    )
+    JobFactory.create_batch(6, type=JobTypeFactory(name="Site survey", without_default=True))
+    JobFactory.create_batch(114, type=JobTypeFactory(name="Repair"))
+    page = browser_page
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/job/")
+    page.fill("#id_username", "dispatcher")
+    page.fill("#id_password", "dispatcher-pw")
+    page.click("input[type=submit]")
+
+    # Every pending job, across pages: more than the limit, so it goes to the background.
+    page.click("#changelist-filter >> text=Pending")
+    page.check("#action-toggle")
+    page.click("text=Select all 120")
+    page.select_option("select[name=action]", "start_progress_action")
+    page.click("button[name=index]")
+    expect(page.locator("#in-background")).to_be_visible()
+    page.click("input[name=confirm]")
+    expect(page.locator("ul.messagelist")).to_contain_text("started in the background")
+    page.click("ul.messagelist >> text=Follow run")
+    expect(page.locator("#run-state")).to_have_text("Queued")
+
+    # A worker plans it and gets two batches in, then this test holds it there.
+    run = TransitionRun.objects.get()
+    runs.plan(run.pk)
+    batches = []
+
+    def two_batches() -> None:
+        batches.append(1)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.work(run.pk, lessee="worker", on_batch=two_batches)
+    page.reload()
+    expect(page.locator("#run-state")).to_have_text("Running")
+    expect(page.locator("#run-counts")).to_contain_text("14 started, 6 skipped")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-transition-run.png"), full_page=True)
+
+    page.click("#stop-run")
+    expect(page.locator("ul.messagelist")).to_contain_text("stops after the batch in hand")
+    TransitionRunChunk.objects.filter(run=run).update(leased_until=None, lessee="")
+    runs.work(run.pk, lessee="worker")
+    # The page reloads by itself until the run has ended.
+    expect(page.locator("#run-state")).to_have_text("Stopped", timeout=10_000)
+    expect(page.locator("#stop-run")).to_have_count(0)
+    run.refresh_from_db()
+    assert (run.state, run.moved, run.skipped_count) == (RunState.STOPPED, 14, 6)
     connections.close_all()

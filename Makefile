@@ -6,7 +6,7 @@ PORT ?= 8000
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve worker demo demo-reset test test-next lint format bench bench-large load graph graphviz clean
+.PHONY: install run serve worker demo demo-reset test test-next lint format bench bench-large bench-runs load graph graphviz clean
 
 install: $(STAMP)
 
@@ -72,6 +72,12 @@ bench: install
 # The bulk start at 100,000 jobs against raw SQL on DATABASE_URL's PostgreSQL (a few minutes).
 bench-large: install
 	$(PY) benchmarks/bulk_transitions.py --jobs 100000 --small 10000 --transitions start_progress --without-naive
+
+# A million pending jobs started by a background run on 2 Celery workers, against raw SQL, with
+# the admin and the API measured while it goes on (DATABASE_URL=postgres://… REDIS_URL=redis://…;
+# 10 minutes or more).
+bench-runs: install
+	$(PY) benchmarks/background_runs.py
 
 # A real server under load: gunicorn on PostgreSQL, the API and the command racing (needs
 # DATABASE_URL=postgres://…; it works in a scratch database it creates and drops).

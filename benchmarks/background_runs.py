@@ -19,7 +19,6 @@ import http.client
 import http.cookiejar
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -31,7 +30,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, make_dispatcher, make_types, throwaway_database
+from common import (
+    ROOT,
+    free_port,
+    make_dispatcher,
+    make_types,
+    throwaway_database,
+    wait_until_serving,
+)
 
 BIN = Path(sys.executable).parent
 PASSWORD = "bench-password-123"
@@ -131,8 +137,7 @@ def timed(work) -> float:
 def run_in_background(n: int, user, env: dict[str, str], workers: int):
     from django.db import connection
 
-    from jobs.models import Channel, RunState, TransitionRun
-    from jobs.services import Selection, queue_run
+    from jobs.models import Job, RunState, TransitionRun
 
     processes = [
         subprocess.Popen(
@@ -159,12 +164,18 @@ def run_in_background(n: int, user, env: dict[str, str], workers: int):
     try:
         wait_until_serving(port)
         time.sleep(3)  # the workers connect to the broker
-        run = queue_run(
-            transition="start_progress",
-            selection=Selection.of_filter({"life_cycle_state": "PENDING"}),
-            user=user,
-            channel=Channel.ADMIN,
-        )
+        # As a dispatcher does it: the Pending filter, "Select all", Start progress, confirm.
+        admin = AdminSession(port)
+        first = Job.objects.order_by("pk").values_list("pk", flat=True).first()
+        action = {
+            "action": "start_progress_action",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": str(first),
+        }
+        confirmation = timed(lambda: admin.post(PENDING_LIST, action, expect=b"in-background"))
+        queueing = timed(lambda: admin.post(PENDING_LIST, {**action, "confirm": "1", "status": ""}))
+        run = TransitionRun.objects.get()
         began = time.perf_counter()
         extra = add_jobs_outside_the_run(n)
         probes = Probes(port, extra)
@@ -180,7 +191,7 @@ def run_in_background(n: int, user, env: dict[str, str], workers: int):
         if not run.moved == logged == n:
             raise SystemExit(f"run moved {run.moved}, logged {logged}, of {n}")
         peaks = [peak_memory_mib(process.pid) for process in processes]
-        return took, peaks, probes.admin, probes.api
+        return took, peaks, probes.admin, probes.api, confirmation, queueing
     finally:
         for process in [*processes, server]:
             process.send_signal(signal.SIGTERM)
@@ -212,6 +223,43 @@ def add_jobs_outside_the_run(n: int) -> list[str]:
     return [f"EX{i:08d}" for i in range(1, EXTRA + 1)]
 
 
+PENDING_LIST = "/admin/jobs/job/?life_cycle_state__exact=PENDING"
+
+
+class AdminSession:
+    """A browser logged in to the admin as the dispatcher: cookies, and the CSRF token."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.cookies = http.cookiejar.CookieJar()
+        self.browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+        self.post(
+            "/admin/login/",
+            {"username": "bench-dispatcher", "password": PASSWORD, "next": "/admin/"},
+        )
+
+    def get(self, path: str) -> bytes:
+        answer = self.browser.open(self.base + path)
+        body = answer.read()
+        if answer.status != 200 or b"result_list" not in body:
+            raise SystemExit(f"the admin did not answer {path}")
+        return body
+
+    def post(self, path: str, form: dict[str, str], expect: bytes = b"") -> bytes:
+        if not any(cookie.name == "csrftoken" for cookie in self.cookies):
+            self.browser.open(self.base + "/admin/login/").read()
+        token = next(cookie.value for cookie in self.cookies if cookie.name == "csrftoken")
+        request = urllib.request.Request(
+            self.base + path,
+            urllib.parse.urlencode({**form, "csrfmiddlewaretoken": token}).encode(),
+            headers={"Referer": self.base + path},
+        )
+        body = self.browser.open(request).read()
+        if expect not in body:
+            raise SystemExit(f"the admin's answer to {path} lacks {expect!r}")
+        return body
+
+
 class Probes:
     """One client asking for the admin's job list, one starting jobs through the API, each
     timing every answer, until stopped."""
@@ -236,29 +284,10 @@ class Probes:
             thread.join(60)
 
     def admin_loop(self) -> None:
-        base = f"http://127.0.0.1:{self.port}"
-        cookies = http.cookiejar.CookieJar()
-        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
-        page = browser.open(f"{base}/admin/login/").read().decode()
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        form = {
-            "username": "bench-dispatcher",
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": token,
-            "next": "/admin/",
-        }
-        request = urllib.request.Request(
-            f"{base}/admin/login/",
-            urllib.parse.urlencode(form).encode(),
-            headers={"Referer": f"{base}/admin/login/"},
-        )
-        browser.open(request).read()
+        admin = AdminSession(self.port)
         while not self.stopping.is_set():
             began = time.perf_counter()
-            answer = browser.open(f"{base}/admin/jobs/job/?life_cycle_state__exact=PENDING")
-            body = answer.read()
-            if answer.status != 200 or b"result_list" not in body:
-                raise SystemExit("the admin's job list did not answer")
+            admin.get(PENDING_LIST)
             self.admin.append(time.perf_counter() - began)
             time.sleep(0.2)
 
@@ -297,28 +326,6 @@ def peak_memory_mib(pid: int) -> float:
     return float("nan")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/health/live")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("gunicorn did not start")
-
-
 def percentile(values: list[float], share: float) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -327,19 +334,25 @@ def percentile(values: list[float], share: float) -> float:
 
 def report(results) -> None:
     print(f"{'jobs':>10} {'raw SQL':>9} {'run':>9} {'x raw':>6} {'jobs/s':>8}  worker peak (MiB)")
-    for n, (raw, took, peaks, _, _) in results.items():
+    for n, (raw, took, peaks, *_) in results.items():
         memory = ", ".join(f"{peak:.0f}" for peak in peaks)
         print(
             f"{n:>10,} {raw:>8.1f}s {took:>8.1f}s {took / raw:>5.1f}x {n / took:>8,.0f}  {memory}"
         )
     print("\nwhile the run went on (gunicorn, 2 workers):")
     print(f"{'jobs':>10} {'answers':>22} {'count':>6} {'p50':>8} {'p99':>8} {'max':>8}")
-    for n, (_, _, _, admin, api) in results.items():
+    for n, (_, _, _, admin, api, *_) in results.items():
         for name, times in (("admin job list", admin), ("API start_progress", api)):
             print(
                 f"{n:>10,} {name:>22} {len(times):>6} {percentile(times, 0.5) * 1000:>6.0f}ms "
                 f"{percentile(times, 0.99) * 1000:>6.0f}ms {max(times, default=0) * 1000:>6.0f}ms"
             )
+    print("\nthe admin, selecting every pending job (Select all) and starting them:")
+    for n, (*_, confirmation, queueing) in results.items():
+        print(
+            f"{n:>10,} confirmation page {confirmation * 1000:>6.0f}ms, "
+            f"confirming (the run queued) {queueing * 1000:>6.0f}ms"
+        )
     (small, large) = list(results)
     growth = max(results[large][2]) / max(results[small][2])
     print(

@@ -6,9 +6,12 @@ is created here and dropped at the end.
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,3 +129,24 @@ def make_jobs(types, n: int, state: str = "PENDING", prefix: str = "BN") -> list
 
 def make_pending_jobs(types, n: int, prefix: str = "BN") -> list[int]:
     return make_jobs(types, n, "PENDING", prefix)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(port: int, timeout: float = 30, path: str = "/health/ready") -> None:
+    """Until the server answers 200 at `path` (readiness: the database and cache answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("gunicorn did not become ready in time")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from jobs import tasks, webhooks
+from jobs.admin_readonly import ReadOnlyAdmin
 from jobs.admin_runs import TransitionRunAdmin
 from jobs.admin_transitions import TransitionAdminMixin
 from jobs.events import EVENT_TYPES
@@ -248,19 +249,6 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_select_related = ["job", "user", "unit"]
     search_fields = ["job__number", "user__username", "unit__name"]
     raw_id_fields = ["job"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A record of what happened: readable, never added to, changed or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(JobTransitionLog)

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
+from jobs.admin_readonly import ReadOnlyAdmin
 from jobs.admin_transitions import in_admin_words, skip_label
 from jobs.exceptions import JobsError
 from jobs.models import TransitionRun
@@ -28,7 +29,7 @@ def progress_text(run: TransitionRun) -> str:
     return f"{done:,} of {run.selected:,}{share}"
 
 
-class TransitionRunAdmin(admin.ModelAdmin):
+class TransitionRunAdmin(ReadOnlyAdmin):
     change_form_template = "admin/jobs/transitionrun/change_form.html"
     list_display = [
         "id",
@@ -97,15 +98,6 @@ class TransitionRunAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self):
         return [

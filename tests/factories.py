@@ -6,13 +6,16 @@ from django.contrib.auth.models import Group, Permission
 
 from jobs.models import (
     Assignment,
+    Channel,
     ExpirationSetting,
     Job,
     JobCancellationReason,
     JobStatus,
     JobType,
     LifeCycleState,
+    TransitionRun,
 )
+from jobs.services import Selection, queue_run
 from jobs.transitions import TRANSITIONS
 
 
@@ -134,4 +137,16 @@ def bulk_pending_jobs(
     return Job.objects.bulk_create(
         Job(number=f"{prefix}{i:05d}", type=job_type, status=status, life_cycle_state=state)
         for i in range(count)
+    )
+
+
+def queued_run(
+    user, transition: str = "start_progress", *, channel: str = Channel.ADMIN, **filters: str
+) -> TransitionRun:
+    """A background run as a door queues it, through the service: every job the filter selects."""
+    return queue_run(
+        transition=transition,
+        selection=Selection.of_filter(filters),
+        user=user,
+        channel=channel,
     )

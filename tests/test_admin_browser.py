@@ -56,6 +56,14 @@ def browser_page(monkeypatch):
         browser.close()
 
 
+def log_in(page, server: str) -> None:
+    """As the dispatcher, landing on the job list."""
+    page.goto(f"{server}/admin/login/?next=/admin/jobs/job/")
+    page.fill("#id_username", "dispatcher")
+    page.fill("#id_password", "dispatcher-pw")
+    page.click("input[type=submit]")
+
+
 def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
     live_server, browser_page
 ):
@@ -73,10 +81,7 @@ def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
     JobFactory(type=job_type, life_cycle_state=LifeCycleState.COMPLETED)
     page = browser_page
 
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/job/")
-    page.fill("#id_username", "dispatcher")
-    page.fill("#id_password", "dispatcher-pw")
-    page.click("input[type=submit]")
+    log_in(page, live_server.url)
 
     page.click("#changelist-filter >> text=Pending")
     # expect() waits for the page the click loads; a bare count() could read the old one
@@ -143,10 +148,7 @@ def test_a_dispatcher_follows_a_background_run_and_stops_it(live_server, browser
     JobFactory.create_batch(6, type=JobTypeFactory(name="Site survey", without_default=True))
     JobFactory.create_batch(114, type=JobTypeFactory(name="Repair"))
     page = browser_page
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/jobs/job/")
-    page.fill("#id_username", "dispatcher")
-    page.fill("#id_password", "dispatcher-pw")
-    page.click("input[type=submit]")
+    log_in(page, live_server.url)
 
     # Every pending job, across pages: more than the limit, so it goes to the background.
     page.click("#changelist-filter >> text=Pending")

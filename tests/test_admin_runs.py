@@ -9,7 +9,7 @@ from django.urls import reverse
 from jobs.models import Channel, Job, LifeCycleState, RunState, TransitionRun
 from jobs.services import Selection, queue_run, runs
 from jobs.transitions import CANCEL, START_PROGRESS
-from tests.factories import JobFactory, JobTypeFactory, UserFactory, bulk_pending_jobs
+from tests.factories import JobFactory, JobTypeFactory, UserFactory, bulk_pending_jobs, queued_run
 from tests.helpers import count_queries, logged_in, messages_of, run_action, states
 
 pytestmark = pytest.mark.django_db
@@ -113,12 +113,7 @@ def test_the_confirmation_page_takes_the_same_queries_for_any_selection(dispatch
 
 
 def test_the_runs_page_lists_runs_newest_first(dispatcher, viewer):
-    first = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.ADMIN,
-    )
+    first = queued_run(dispatcher)
     second = queue_run(
         transition="cancel", selection=Selection.of_ids([1]), user=dispatcher, channel=Channel.API
     )
@@ -129,12 +124,7 @@ def test_the_runs_page_lists_runs_newest_first(dispatcher, viewer):
 def test_a_running_runs_page_shows_its_progress_and_reloads_itself(dispatcher):
     bulk_pending_jobs(JobTypeFactory(), 30)
     bulk_pending_jobs(JobTypeFactory(without_default=True), 5, prefix="ND")
-    run = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.ADMIN,
-    )
+    run = queued_run(dispatcher)
     runs.plan(run.pk)
     client = logged_in(dispatcher)
 
@@ -153,12 +143,7 @@ def test_a_running_runs_page_shows_its_progress_and_reloads_itself(dispatcher):
 
 
 def test_stop_stops_a_run_from_its_page(dispatcher):
-    run = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.ADMIN,
-    )
+    run = queued_run(dispatcher)
     response = logged_in(dispatcher).post(
         reverse("admin:jobs_transitionrun_stop", args=[run.pk]), follow=True
     )
@@ -168,9 +153,7 @@ def test_stop_stops_a_run_from_its_page(dispatcher):
 
 
 def test_only_a_user_with_the_transitions_permission_may_stop_a_run(dispatcher, technician):
-    run = queue_run(
-        transition=CANCEL, selection=Selection.of_filter({}), user=dispatcher, channel=Channel.ADMIN
-    )
+    run = queued_run(dispatcher, CANCEL.name)
     client = logged_in(technician)
     assert 'id="stop-run"' not in client.get(run_page(run)).content.decode()
     response = client.post(reverse("admin:jobs_transitionrun_stop", args=[run.pk]), follow=True)
@@ -180,12 +163,7 @@ def test_only_a_user_with_the_transitions_permission_may_stop_a_run(dispatcher, 
 
 
 def test_runs_are_neither_added_nor_edited_nor_deleted_in_the_admin(dispatcher):
-    run = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.ADMIN,
-    )
+    run = queued_run(dispatcher)
     client = logged_in(dispatcher)
     assert client.get(reverse("admin:jobs_transitionrun_add")).status_code == 403
     assert client.get(reverse("admin:jobs_transitionrun_delete", args=[run.pk])).status_code == 403

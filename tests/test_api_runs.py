@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from jobs.models import Channel, Event, Job, LifeCycleState, RunState, TransitionRun
-from jobs.services import Selection, queue_run, runs
+from jobs.services import runs
 from tests.factories import (
     JobCancellationReasonFactory,
     JobTypeFactory,
     UserFactory,
     bulk_pending_jobs,
+    queued_run,
 )
 from tests.helpers import ROOT, code_of, count_queries
 
@@ -107,15 +108,7 @@ def test_queueing_needs_the_transitions_permission(as_technician):
 
 
 def test_runs_are_listed_newest_first_and_paged(as_viewer, dispatcher):
-    made = [
-        queue_run(
-            transition="start_progress",
-            selection=Selection.of_filter({}),
-            user=dispatcher,
-            channel=Channel.API,
-        )
-        for _ in range(3)
-    ]
+    made = [queued_run(dispatcher, channel=Channel.API) for _ in range(3)]
     response = as_viewer.get(RUNS, {"number_of_results": 2})
     assert response.status_code == 200
     assert [run["id"] for run in response.json()["data"]] == [made[2].pk, made[1].pk]
@@ -125,12 +118,7 @@ def test_runs_are_listed_newest_first_and_paged(as_viewer, dispatcher):
 def test_listing_runs_takes_the_same_queries_for_any_number(as_viewer, dispatcher):
     def queries_for(count: int) -> int:
         for _ in range(count):
-            queue_run(
-                transition="start_progress",
-                selection=Selection.of_filter({}),
-                user=dispatcher,
-                channel=Channel.API,
-            )
+            queued_run(dispatcher, channel=Channel.API)
         with count_queries() as queries:
             as_viewer.get(RUNS)
         return len(queries)
@@ -141,12 +129,7 @@ def test_listing_runs_takes_the_same_queries_for_any_number(as_viewer, dispatche
 def test_a_run_reads_its_progress_and_counts(as_viewer, dispatcher):
     bulk_pending_jobs(JobTypeFactory(), 4)
     bulk_pending_jobs(JobTypeFactory(without_default=True), 2, prefix="ND")
-    run = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.API,
-    )
+    run = queued_run(dispatcher, channel=Channel.API)
     runs.plan(run.pk)
     runs.work(run.pk, lessee="w")
 
@@ -162,12 +145,7 @@ def test_a_run_that_does_not_exist_is_not_found(as_viewer, run_id):
 
 
 def test_stopping_a_run_answers_with_it_stopped(as_dispatcher, dispatcher):
-    run = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.API,
-    )
+    run = queued_run(dispatcher, channel=Channel.API)
     response = as_dispatcher.post(run_url(run.pk, "stop"))
     assert response.status_code == 200
     assert response.json()["data"]["state"] == RunState.STOPPED
@@ -175,9 +153,7 @@ def test_stopping_a_run_answers_with_it_stopped(as_dispatcher, dispatcher):
 
 
 def test_stopping_needs_the_transitions_permission(as_technician, dispatcher):
-    run = queue_run(
-        transition="cancel", selection=Selection.of_filter({}), user=dispatcher, channel=Channel.API
-    )
+    run = queued_run(dispatcher, "cancel", channel=Channel.API)
     assert code_of(as_technician.post(run_url(run.pk, "stop"))) == (403, "PERMISSION_DENIED")
     assert code_of(as_technician.post(run_url(12345, "stop"))) == (404, "TRANSITION_RUN_NOT_FOUND")
 
@@ -188,12 +164,7 @@ def test_reading_runs_needs_view_job(api, token_for):
 
 
 def test_the_run_finished_event_is_in_the_feed(as_dispatcher, dispatcher):
-    run = queue_run(
-        transition="start_progress",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.API,
-    )
+    run = queued_run(dispatcher, channel=Channel.API)
     runs.plan(run.pk)  # nothing selected: it ends at once
     response = as_dispatcher.get(ROOT + "events", {"types": "transition_run.finished"})
     (event,) = response.json()["data"]

@@ -9,8 +9,8 @@ import pytest
 
 from jobs.management import progress
 from jobs.models import Channel, LifeCycleState, RunState, TransitionRun
-from jobs.services import Selection, queue_run, runs
-from tests.factories import JobFactory, JobTypeFactory, bulk_pending_jobs
+from jobs.services import runs
+from tests.factories import JobFactory, JobTypeFactory, bulk_pending_jobs, queued_run
 from tests.helpers import run_command, states
 
 pytestmark = pytest.mark.django_db
@@ -108,15 +108,9 @@ def test_a_user_without_the_permission_cannot_queue(technician):
     assert "may not cancel" in err
 
 
-def queued(user, transition: str = "start_progress") -> TransitionRun:
-    return queue_run(
-        transition=transition, selection=Selection.of_filter({}), user=user, channel=Channel.COMMAND
-    )
-
-
 def test_follow_run_waits_for_the_run_and_exits_0_when_every_job_moved(dispatcher, monkeypatch):
     jobs = bulk_pending_jobs(JobTypeFactory(), 4)
-    run = queued(dispatcher)
+    run = queued_run(dispatcher, channel=Channel.COMMAND)
     # The workers get to it while the command waits.
     monkeypatch.setattr(progress.time, "sleep", lambda seconds: carry_out(run.pk))
 
@@ -130,7 +124,7 @@ def test_follow_run_waits_for_the_run_and_exits_0_when_every_job_moved(dispatche
 def test_follow_run_exits_1_and_names_the_skipped(dispatcher):
     bulk_pending_jobs(JobTypeFactory(), 2)
     bulk_pending_jobs(JobTypeFactory(without_default=True), 1, prefix="ND")
-    run = queued(dispatcher)
+    run = queued_run(dispatcher, channel=Channel.COMMAND)
     carry_out(run.pk)
 
     code, out, _ = run_command("follow_run", str(run.pk))
@@ -141,7 +135,7 @@ def test_follow_run_exits_1_and_names_the_skipped(dispatcher):
 
 
 def test_follow_run_exits_1_for_a_stopped_run_and_prints_json(dispatcher):
-    run = queued(dispatcher)
+    run = queued_run(dispatcher, channel=Channel.COMMAND)
     runs.stop_run(run.pk, user=dispatcher)
     code, out, _ = run_command("follow_run", str(run.pk), "--format", "json")
     assert code == 1

@@ -21,7 +21,7 @@ from jobs.models import (
     TransitionRunChunk,
 )
 from jobs.services import Selection, queue_run, runs, stop_run
-from tests.factories import JobTypeFactory, bulk_pending_jobs, status_of
+from tests.factories import JobTypeFactory, bulk_pending_jobs, queued_run, status_of
 from tests.helpers import BATCH_WRITES, count_queries
 
 pytestmark = pytest.mark.django_db
@@ -244,12 +244,7 @@ def test_stopping_a_run_that_ended_leaves_it_as_it_ended(dispatcher, sent):
 
 
 def test_only_a_user_with_the_permission_may_stop_a_run(dispatcher, technician, sent):
-    run = queue_run(
-        transition="cancel",
-        selection=Selection.of_filter({}),
-        user=dispatcher,
-        channel=Channel.API,
-    )
+    run = queued_run(dispatcher, "cancel", channel=Channel.API)
     with pytest.raises(PermissionDenied):
         stop_run(run.pk, user=technician)
 

@@ -39,6 +39,14 @@ def workers(celery_on_redis):
     return celery_on_redis
 
 
+def start_all(workers) -> None:
+    """Two run workers, as the Procfile's `runs` with 2 processes, the webhook worker and beat."""
+    workers.run_worker("runs-1")
+    workers.run_worker("runs-2")
+    workers.worker()
+    workers.beat()
+
+
 def queue_start(count: int) -> TransitionRun:
     job_type = JobTypeFactory()
     bulk_pending_jobs(job_type, count)
@@ -75,10 +83,7 @@ def assert_moved_once_and_counted(run: TransitionRun, count: int) -> None:
 
 
 def test_two_workers_carry_out_a_run_and_it_announces_its_end(workers):
-    workers.run_worker("runs-1")
-    workers.run_worker("runs-2")
-    workers.worker()
-    workers.beat()
+    start_all(workers)
     run = queue_start(5_000)
     wait_for(lambda: run_state(run)[0] == RunState.FINISHED, seconds=120)
     assert_moved_once_and_counted(run, 5_000)
@@ -86,10 +91,7 @@ def test_two_workers_carry_out_a_run_and_it_announces_its_end(workers):
 
 
 def test_a_worker_killed_mid_chunk_leaves_nothing_undone_or_done_twice(workers):
-    workers.run_worker("runs-1")
-    workers.run_worker("runs-2")
-    workers.worker()
-    workers.beat()
+    start_all(workers)
     run = queue_start(8_000)
     wait_for(lambda: run_state(run)[1] >= 500, seconds=60)
     workers.kill("runs-1")  # SIGKILL, holding a chunk's lease in the middle of it
@@ -144,10 +146,7 @@ def own_broker(workers, tmp_path):
 
 @needs_redis_server
 def test_a_run_goes_on_while_the_broker_is_down_and_the_workers_come_back(workers, own_broker):
-    workers.run_worker("runs-1")
-    workers.run_worker("runs-2")
-    workers.worker()
-    workers.beat()
+    start_all(workers)
     run = queue_start(8_000)
     wait_for(lambda: run_state(run)[1] >= 500, seconds=60)
     own_broker.stop()
@@ -197,10 +196,7 @@ def restart_postgresql() -> None:
 
 
 def test_a_run_survives_a_postgresql_restart(workers):
-    workers.run_worker("runs-1")
-    workers.run_worker("runs-2")
-    workers.worker()
-    workers.beat()
+    start_all(workers)
     run = queue_start(8_000)
     wait_for(lambda: run_state(run)[1] >= 500, seconds=60)
     assert run_state(run)[1] < 8_000  # restarted mid-run

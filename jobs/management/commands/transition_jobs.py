@@ -145,10 +145,7 @@ class Command(BaseCommand):
                 **parameters,
             )
         except PermissionDenied as refusal:
-            raise CommandError(
-                f"user {user.username!r} may not {declared.verb} jobs: {refusal.description}",
-                returncode=BAD_ARGUMENTS,
-            ) from None
+            raise not_permitted(user, declared, refusal) from None
         except DatabaseError as failure:
             report.failed(failure)
             sys.exit(1)
@@ -178,10 +175,7 @@ class Command(BaseCommand):
                 **parameters,
             )
         except PermissionDenied as refusal:
-            raise CommandError(
-                f"user {user.username!r} may not {declared.verb} jobs: {refusal.description}",
-                returncode=BAD_ARGUMENTS,
-            ) from None
+            raise not_permitted(user, declared, refusal) from None
         page = settings.JOBS_SITE_URL.rstrip("/") + reverse(
             "admin:jobs_transitionrun_change", args=[run.pk]
         )
@@ -260,6 +254,13 @@ class Command(BaseCommand):
         if not user.is_active:
             raise CommandError(f"user {username!r} is inactive", returncode=BAD_ARGUMENTS)
         return user
+
+
+def not_permitted(user: Any, declared: JobTransition, refusal: PermissionDenied) -> CommandError:
+    return CommandError(
+        f"user {user.username!r} may not {declared.verb} jobs: {refusal.description}",
+        returncode=BAD_ARGUMENTS,
+    )
 
 
 def background_selection(

@@ -57,11 +57,17 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.JOBS_RUN_LEASE_SECONDS)
 
 
+# A run's messages are few: worth a short retry, which also replaces a connection the broker
+# dropped when it restarted (the first publish on it fails), at the cost of about a second when the
+# broker is really down.
+PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
 def _publish(task: str, run_id: int, copies: int = 1) -> None:
     """Send messages for a run; a broker that is down is a warning: the sweep sends them again."""
     try:
         for _ in range(copies):
-            current_app.send_task(task, args=[run_id])
+            current_app.send_task(task, args=[run_id], retry=True, retry_policy=PUBLISH_RETRY)
     except Exception as error:  # any broker failure: the run is safe in the database
         logger.warning(
             "could not reach the broker; the sweep will send this run's work again",

@@ -153,9 +153,14 @@ def test_a_run_goes_on_while_the_broker_is_down_and_the_workers_come_back(worker
     time.sleep(float(os.environ.get("BROKER_DOWN_SECONDS", "10")))
     assert run_state(run)[0] in (RunState.RUNNING, RunState.FINISHED)
     own_broker.start()
+    # The webhook worker may have exited on the broker's loss (docs/deploy.md): its supervisor
+    # starts it again, and with it beat's sweeps.
+    time.sleep(1)
+    workers.restart_the_dead()
     wait_for(lambda: run_state(run)[0] == RunState.FINISHED, seconds=180)
     assert_moved_once_and_counted(run, 8_000)
-    # The workers reconnected: the next run is carried out too.
+    # The workers reconnected: the next run is carried out too (its first message may be lost
+    # while the new broker has no queues declared yet; the sweep sends it again).
     later = queue_run(
         transition="complete",
         selection=Selection.of_filter({"life_cycle_state": "IN_PROGRESS"}),

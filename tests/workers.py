@@ -58,9 +58,11 @@ class Processes:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.running: dict[str, subprocess.Popen] = {}
+        self.arguments: dict[str, tuple[str, ...]] = {}
         self.env: dict[str, str] = {}  # more settings for the processes started from now on
 
     def start(self, name: str, *args: str) -> None:
+        self.arguments[name] = args
         log = (self.tmp / f"{name}.log").open("a")
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", *args],
@@ -82,6 +84,14 @@ class Processes:
 
     def beat(self) -> None:
         self.start("beat", "beat", "-l", "INFO", "--schedule", str(self.tmp / "beat-schedule"))
+
+    def restart_the_dead(self) -> list[str]:
+        """Start again the processes that exited, as a supervisor (systemd, Kubernetes, a
+        Procfile platform) does; return their names."""
+        dead = [name for name, process in self.running.items() if process.poll() is not None]
+        for name in dead:
+            self.start(name, *self.arguments[name])
+        return dead
 
     def kill(self, name: str) -> None:
         process = self.running.pop(name)

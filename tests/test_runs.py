@@ -262,6 +262,25 @@ def test_a_run_whose_user_lost_the_permission_fails_and_says_why(dispatcher, sen
     assert Job.objects.filter(life_cycle_state=LifeCycleState.PENDING).count() == 3
 
 
+def test_a_run_that_fails_ends_once_the_batch_in_hand_is_counted(dispatcher, sent):
+    bulk_pending_jobs(JobTypeFactory(), 60)
+    run = queue_pending(dispatcher)
+    runs.plan(run.pk)
+    with pytest.raises(KeyboardInterrupt):
+        runs.work(run.pk, lessee="worker-1", on_batch=die)  # holds its chunk's lease
+    runs.fail(run.pk, "Jobs in this batch kept changing while being moved.", lessee="worker-2")
+    run.refresh_from_db()
+    assert (run.state, run.stop_requested) == (RunState.RUNNING, True)
+
+    runs.work(run.pk, lessee="worker-1")  # it stops after its batch, and is the last one out
+
+    run.refresh_from_db()
+    assert (run.state, run.moved) == (RunState.FAILED, 10)
+    assert run.error == "Jobs in this batch kept changing while being moved."
+    event = Event.objects.get(type=runs.RUN_FINISHED).data["run"]
+    assert (event["state"], event["moved"]) == ("FAILED", len(logged_by(run)))
+
+
 def test_a_run_of_ids_moves_those_jobs_only(dispatcher, sent):
     jobs = bulk_pending_jobs(JobTypeFactory(), 40)
     chosen = [job.pk for job in jobs[::3]]

@@ -168,7 +168,7 @@ def work(run_id: int, *, lessee: str, on_batch: Callable[[], None] | None = None
         while (chunk := _claim(run.pk, lessee)) is not None and chunks.carry_out(chunk):
             pass
     except JobsError as refusal:
-        fail(run.pk, refusal.message)
+        fail(run.pk, refusal.message, lessee=lessee)
         return
     finish_if_done(run.pk)
 
@@ -265,7 +265,7 @@ def _count(run_id: int, outcomes: list[Outcome]) -> None:
 
 def finish_if_done(run_id: int) -> bool:
     """End a running run whose work is over: every chunk done (FINISHED), or, once asked to
-    stop, no chunk still held (STOPPED)."""
+    stop, no chunk still held (STOPPED, or FAILED when a worker failed it)."""
     now = timezone.now()
     with transaction.atomic():
         run = TransitionRun.objects.select_for_update().filter(pk=run_id).first()
@@ -275,7 +275,7 @@ def finish_if_done(run_id: int) -> bool:
         if run.stop_requested:
             if open_chunks.filter(leased_until__gte=now).exists():
                 return False
-            _end(run, RunState.STOPPED)
+            _end(run, RunState.FAILED if run.error else RunState.STOPPED)
             return True
         if open_chunks.exists():
             return False
@@ -283,13 +283,21 @@ def finish_if_done(run_id: int) -> bool:
         return True
 
 
-def fail(run_id: int, error: str) -> None:
+def fail(run_id: int, error: str, *, lessee: str = "") -> None:
+    """Fail the run: the other workers stop after the batch in hand, as for a stop, and the last
+    one out ends it FAILED, so that its event's counts are final."""
     with transaction.atomic():
         run = TransitionRun.objects.select_for_update().get(pk=run_id)
-        if not run.ended:
-            run.error = error
-            _end(run, RunState.FAILED)
+        if run.ended:
+            return
+        run.error, run.stop_requested = error, True
+        run.save(update_fields=["error", "stop_requested"])
+        if lessee:
+            TransitionRunChunk.objects.filter(run_id=run_id, lessee=lessee).update(
+                lessee="", leased_until=None
+            )
     logger.error("transition run failed", extra={"run": run_id, "error": error})
+    finish_if_done(run_id)
 
 
 def _end(run: TransitionRun, state: str) -> None:

@@ -22,6 +22,13 @@ def is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def id_in_range(raw: str) -> int | None:
+    """An id from a path (digits, as its route takes them), or None past the id column's range,
+    where no row can have it."""
+    value = int(raw)
+    return value if 1 <= value <= MAX_ID else None
+
+
 def parse_identifier(value: Any, *, fields: tuple[str, ...], parameter: str) -> dict[str, Any]:
     """Validate a CRM.COM identifier object: exactly one of `fields`, with a usable value."""
     allowed = ", ".join(fields)

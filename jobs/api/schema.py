@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from jobs.api.envelope import ERROR_CODES, HTTP_STATUS
+from jobs.identifiers import MAX_ID
+
+# A row's id, as the id columns hold it; and one in a path.
+ROW_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+ID_IN_PATH = OpenApiParameter("id", ROW_ID, OpenApiParameter.PATH)
 
 # Text as Django accepts it: forms and DRF refuse NUL characters, and PostgreSQL cannot store them.
 NON_EMPTY_TEXT = {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]+$"}

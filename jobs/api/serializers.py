@@ -17,13 +17,12 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.api.schema import NON_EMPTY_TEXT, TextField
+from jobs.api.schema import NON_EMPTY_TEXT, ROW_ID, TextField
 from jobs.events import EVENT_TYPES
 from jobs.exceptions import InvalidParameter
 from jobs.identifiers import (
     CATALOG_IDENTIFIER_FIELDS,
     JOB_IDENTIFIER_FIELDS,
-    MAX_ID,
     parse_identifier,
 )
 from jobs.models import FulfillmentScope, Job, LifeCycleState, RatingState
@@ -310,10 +309,7 @@ class FieldsSetField(_ParsedField):
 
 
 def _identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
-    properties = {
-        key: {"type": "integer", "minimum": 1, "maximum": MAX_ID} if key == "id" else NON_EMPTY_TEXT
-        for key in keys
-    }
+    properties = {key: ROW_ID if key == "id" else NON_EMPTY_TEXT for key in keys}
     return {
         "type": "object",
         "properties": properties,

@@ -22,11 +22,7 @@ from rest_framework.views import APIView
 
 from jobs.api.envelope import envelope
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import (
-    NON_EMPTY_TEXT,
-    enveloped,
-    errors,
-)
+from jobs.api.schema import ID_IN_PATH, NON_EMPTY_TEXT, ROW_ID, enveloped, errors
 from jobs.api.serializers import (
     JobSerializer,
     TypeStatusSerializer,
@@ -41,19 +37,19 @@ from jobs.exceptions import (
     JobNotFound,
     JobTypeNotFound,
     MandatoryParameterMissing,
-    PermissionDenied,
 )
 from jobs.filters import JobFilter
 from jobs.identifiers import (
     CATALOG_IDENTIFIER_FIELDS,
     JOB_IDENTIFIER_FIELDS,
     MAX_ID,
+    id_in_range,
     is_number,
     parse_identifier,
 )
 from jobs.models import Channel, Job, LifeCycleState
 from jobs.selectors import job_type_by_identifier, statuses_of_type
-from jobs.services import ensure_permitted, job_transition
+from jobs.services import ensure_may_view, ensure_permitted, job_transition
 from jobs.transitions import TRANSITIONS, JobTransition
 
 # The viewset's action names for each transition: ours (the job in the path) and CRM.COM's.
@@ -71,10 +67,8 @@ class JobPermission(BasePermission):
         action = getattr(view, "action", None)
         if action in TRANSITION_ACTIONS:
             ensure_permitted(request.user, TRANSITION_ACTIONS[action])
-        elif not request.user.has_perm("jobs.view_job"):
-            raise PermissionDenied(
-                "You may not view jobs.", "Ask an administrator for the permission jobs.view_job."
-            )
+        else:
+            ensure_may_view(request.user)
         return True
 
 
@@ -87,16 +81,13 @@ TEXT_FILTERS = [
     ),
 ]
 ID_FILTERS = [
-    OpenApiParameter(name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description=text)
+    OpenApiParameter(name, ROW_ID, description=text)
     for name, text in (
         ("type", "job type id"),
         ("status", "job status id"),
         ("assigned_user", "id of the user the job is assigned to"),
     )
 ]
-JOB_ID_IN_PATH = OpenApiParameter(
-    "id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, OpenApiParameter.PATH
-)
 FIELDS_SET_QUERY = [
     OpenApiParameter("fields_set", fields_set_schema()),
     OpenApiParameter("fields", fields_set_schema(), description="Alias of fields_set."),
@@ -116,9 +107,8 @@ TRANSITION_ERRORS = (
 
 
 def job_id(raw: str) -> int:
-    """The id in the path; beyond the id column's range no job can have it."""
-    value = int(raw)
-    if not 1 <= value <= MAX_ID:
+    value = id_in_range(raw)
+    if value is None:
         raise JobNotFound("No job has this id.", "Check the id and try again.")
     return value
 
@@ -163,7 +153,7 @@ class JobViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="One job",
-        parameters=[JOB_ID_IN_PATH, *FIELDS_SET_QUERY],
+        parameters=[ID_IN_PATH, *FIELDS_SET_QUERY],
         responses={
             200: JOB_ENVELOPE,
             **errors(
@@ -308,7 +298,7 @@ def _transition_actions(declared: JobTransition) -> dict[str, Any]:
         ),
         in_path.__name__: extend_schema(
             summary=f"{declared.label}: this job",
-            parameters=[JOB_ID_IN_PATH],
+            parameters=[ID_IN_PATH],
             request=in_path_body,
             responses={200: JOB_ENVELOPE, **errors(*codes)},
         )(action(detail=True, methods=["post"], url_path=declared.name)(in_path)),

@@ -17,7 +17,7 @@ service owns what the model cannot, each concern in its own module:
 from jobs.services.bulk import BulkSummary, Outcome, job_bulk_transition
 from jobs.services.forecast import Forecast, forecast
 from jobs.services.one import job_transition
-from jobs.services.resolution import ensure_permitted
+from jobs.services.resolution import ensure_may_view, ensure_permitted
 from jobs.services.runs import get_run, queue_run, stop_run
 from jobs.services.selection import Selection
 
@@ -26,6 +26,7 @@ __all__ = [
     "Forecast",
     "Outcome",
     "Selection",
+    "ensure_may_view",
     "ensure_permitted",
     "forecast",
     "get_run",

@@ -43,6 +43,14 @@ def ensure_permitted(user: Any, transition: TransitionRef) -> None:
         )
 
 
+def ensure_may_view(user: Any) -> None:
+    """Refuse a user who may not look at jobs (and so at runs, events and look-ups)."""
+    if user is None or not user.has_perm("jobs.view_job"):
+        raise PermissionDenied(
+            "You may not view jobs.", "Ask an administrator for the permission jobs.view_job."
+        )
+
+
 class Resolver:
     """Decides one choice for each job of a run: the entry asked for, else the type's default."""
 

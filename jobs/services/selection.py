@@ -16,6 +16,7 @@ from django.db.models import Max, QuerySet
 
 from jobs.filters import filtered_jobs
 from jobs.models import Job
+from jobs.transitions import JobTransition
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,24 @@ class Selection:
     def of_ids(cls, ids: Iterable[int]) -> Selection:
         ordered = tuple(sorted(set(ids)))
         return cls(ids=ordered, up_to_id=ordered[-1] if ordered else 0)
+
+    @classmethod
+    def of_numbers(cls, numbers: Iterable[str]) -> tuple[Selection, list[str]]:
+        """The jobs with these numbers, and the numbers no job has."""
+        wanted = list(dict.fromkeys(numbers))
+        found = dict(Job.objects.filter(number__in=wanted).values_list("number", "pk"))
+        return cls.of_ids(found.values()), [number for number in wanted if number not in found]
+
+    @classmethod
+    def eligible(cls, declared: JobTransition, **narrowing: int) -> Selection:
+        """Every job whose state allows the transition, narrowed in the names of GET jobs: a
+        filter when one state does (GET jobs filters by one), else those jobs' ids."""
+        if len(declared.sources) == 1:
+            return cls.of_filter({"life_cycle_state": declared.sources[0], **narrowing})
+        jobs = filtered_jobs({name: str(value) for name, value in narrowing.items()})
+        return cls.of_ids(
+            jobs.filter(life_cycle_state__in=declared.sources).values_list("pk", flat=True)
+        )
 
     @classmethod
     def thaw(cls, frozen: Mapping[str, Any]) -> Selection:

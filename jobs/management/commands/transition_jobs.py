@@ -266,22 +266,18 @@ def not_permitted(user: Any, declared: JobTransition, refusal: PermissionDenied)
 def background_selection(
     declared: JobTransition, jobs: list[str] | models.QuerySet[Job], narrowing: dict[str, int]
 ) -> Selection:
-    """What a background run works on: --eligible as a filter when it fits the names of
-    GET jobs (one source state), else the jobs' ids; numbers as ids, every one of them known."""
-    if isinstance(jobs, list):
-        found = dict(Job.objects.filter(number__in=set(jobs)).values_list("number", "pk"))
-        unknown = [number for number in jobs if number not in found]
-        if unknown:
-            raise CommandError(
-                f"no job has number {', '.join(unknown[:5])}"
-                + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-                + "; nothing queued",
-                returncode=BAD_ARGUMENTS,
-            )
-        return Selection.of_ids(found.values())
-    if len(declared.sources) == 1:
-        return Selection.of_filter({"life_cycle_state": declared.sources[0], **narrowing})
-    return Selection.of_ids(jobs.values_list("pk", flat=True))
+    """What a background run works on: the jobs named, every one of them known; or the
+    eligible ones, narrowed as --type and --status-from say."""
+    if not isinstance(jobs, list):
+        return Selection.eligible(declared, **narrowing)
+    selection, unknown = Selection.of_numbers(jobs)
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise CommandError(
+            f"no job has number {', '.join(unknown[:5])}{more}; nothing queued",
+            returncode=BAD_ARGUMENTS,
+        )
+    return selection
 
 
 def find_by_identifier(

@@ -36,11 +36,12 @@ worker: install
 	$(VENV)/bin/celery -A config worker --pool threads --concurrency 8 --loglevel INFO
 
 # Like production: migrations, then the Procfile's processes (collectstatic and gunicorn), each
-# under honcho, so every step reads the same .env. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
+# under honcho, so every step reads the same .env. gunicorn listens on PORT (8000, as `make run`;
+# honcho's own default would be 5000), unless .env or the environment sets another. Set DEBUG=0, SECRET_KEY and the rest from .env.example first (see docs/deploy.md).
 SERVE_PROCESSES ?= web worker runs beat
 serve: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho run python manage.py migrate --no-input
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start $(SERVE_PROCESSES)
+	PORT=$(PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start $(SERVE_PROCESSES)
 
 test: install
 	$(PY) -m pytest

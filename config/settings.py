@@ -6,6 +6,7 @@ Production sets DEBUG=0, SECRET_KEY, DATABASE_URL and ALLOWED_HOSTS (see .env.ex
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -13,11 +14,34 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# A typo must stop the start, not quietly become "off": SESSION_COOKIE_SECURE=ture would have
+# served the session cookie over plain HTTP without a word.
+FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
+FLAGS |= {"no": False, "off": False}
+
+
 def env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    value = os.environ.get(name, "")
+    if value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return FLAGS[value.strip().lower()]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a yes or no: use 1/0, true/false, yes/no or on/off."
+        ) from None
+
+
+def env_number(name: str, default: float, kind: type = int) -> Any:
+    """A whole number (or, with kind=float, any number) from the environment; else stop."""
+    value = os.environ.get(name, "")
+    if value.strip() == "":
+        return kind(default)
+    try:
+        return kind(value)
+    except ValueError:
+        words = "a whole number" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name}={value!r} is not {words}.") from None
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -37,7 +61,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 # HTTPS, each read from the variable of the setting's own name. Off by default (a laptop serves
 # plain HTTP); .env.example gives the production values, with which `check --deploy` is clean.
 SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS") or 0)
+SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env_flag("SESSION_COOKIE_SECURE", default=False)
@@ -74,6 +98,8 @@ METRICS_ENABLED = env_flag("METRICS_ENABLED", default=False)
 MIDDLEWARE = [
     *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
     "jobs.observability.RequestLogMiddleware",
+    # Before anything reads the Host header: probes come by address (jobs.health).
+    "jobs.health.ProbesAnyHost",
     "django.middleware.security.SecurityMiddleware",
     # Static files are WhiteNoise's with DEBUG off (see STORAGES), under runserver too, from what
     # collectstatic gathered; with DEBUG on, runserver serves them from the apps.
@@ -110,7 +136,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_max_age=env_number("CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
 }
@@ -195,12 +221,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "webhook-sweep": {
         "task": "jobs.tasks.sweep",
-        "schedule": float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "10")),
+        "schedule": env_number("WEBHOOK_SWEEP_SECONDS", 10, float),
     },
     "outbox-prune": {"task": "jobs.tasks.prune", "schedule": 24 * 3600.0},
     "transition-run-sweep": {
         "task": "jobs.runs.sweep",
-        "schedule": float(os.environ.get("JOBS_RUN_SWEEP_SECONDS", "15")),
+        "schedule": env_number("JOBS_RUN_SWEEP_SECONDS", 15, float),
     },
 }
 # Background transition runs (jobs.run_tasks) have a queue, and a worker process, of their own.
@@ -211,17 +237,15 @@ CELERY_TASK_ROUTES = {
 }
 # Events already fanned out and finished webhook deliveries are deleted once older than this
 # (jobs.retention; the transition log is kept). The feed's clients must read within it.
-JOBS_OUTBOX_RETENTION_DAYS = int(os.environ.get("JOBS_OUTBOX_RETENTION_DAYS", "30"))
+JOBS_OUTBOX_RETENTION_DAYS = env_number("JOBS_OUTBOX_RETENTION_DAYS", 30)
 
-WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_TIMEOUT_SECONDS = env_number("WEBHOOK_TIMEOUT_SECONDS", 10, float)
 # Retries: the first after about WEBHOOK_RETRY_BASE_SECONDS, each about twice the last (jittered,
 # at most an hour), until WEBHOOK_RETRY_FOR_SECONDS after the event: then the delivery fails.
-WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "30"))
-WEBHOOK_RETRY_FOR_SECONDS = float(os.environ.get("WEBHOOK_RETRY_FOR_SECONDS", str(24 * 3600)))
+WEBHOOK_RETRY_BASE_SECONDS = env_number("WEBHOOK_RETRY_BASE_SECONDS", 30, float)
+WEBHOOK_RETRY_FOR_SECONDS = env_number("WEBHOOK_RETRY_FOR_SECONDS", 24 * 3600, float)
 # How long a worker may hold a delivery before the sweep hands it to another.
-WEBHOOK_LEASE_SECONDS = float(
-    os.environ.get("WEBHOOK_LEASE_SECONDS") or WEBHOOK_TIMEOUT_SECONDS + 20
-)
+WEBHOOK_LEASE_SECONDS = env_number("WEBHOOK_LEASE_SECONDS", WEBHOOK_TIMEOUT_SECONDS + 20, float)
 # With DEBUG off, endpoints on loopback, private or link-local addresses are refused unless this.
 WEBHOOK_ALLOW_PRIVATE_URLS = env_flag("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 
@@ -238,7 +262,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Dates in answers and in the admin are in this zone, each with its offset; stored in UTC.
+TIME_ZONE = os.environ.get("TIME_ZONE") or "UTC"
 USE_I18N = True
 USE_TZ = True
 
@@ -286,16 +311,16 @@ LOGGING = {
 # The username the start_job_progress command records when --user is not given.
 JOBS_COMMAND_DEFAULT_USER = os.environ.get("JOBS_COMMAND_DEFAULT_USER", "")
 # How many jobs a bulk start locks, changes and commits at a time.
-JOBS_BULK_BATCH_SIZE = int(os.environ.get("JOBS_BULK_BATCH_SIZE", "500"))
+JOBS_BULK_BATCH_SIZE = env_number("JOBS_BULK_BATCH_SIZE", 500)
 # Where people reach the admin: the commands print a background run's page under it.
 JOBS_SITE_URL = os.environ.get("JOBS_SITE_URL", "http://127.0.0.1:8000")
 # An admin selection above this many jobs becomes a background run (jobs.services.runs).
-JOBS_BULK_INLINE_LIMIT = int(os.environ.get("JOBS_BULK_INLINE_LIMIT", "5000"))
+JOBS_BULK_INLINE_LIMIT = env_number("JOBS_BULK_INLINE_LIMIT", 5000)
 # A run is cut into chunks of this many jobs; a worker leases one at a time, and a chunk whose
 # lease has run out (its worker died) is taken over. JOBS_RUN_TASKS messages work on a run at once.
-JOBS_RUN_CHUNK_SIZE = int(os.environ.get("JOBS_RUN_CHUNK_SIZE", "10000"))
-JOBS_RUN_LEASE_SECONDS = float(os.environ.get("JOBS_RUN_LEASE_SECONDS", "60"))
-JOBS_RUN_TASKS = int(os.environ.get("JOBS_RUN_TASKS", "4"))
+JOBS_RUN_CHUNK_SIZE = env_number("JOBS_RUN_CHUNK_SIZE", 10000)
+JOBS_RUN_LEASE_SECONDS = env_number("JOBS_RUN_LEASE_SECONDS", 60, float)
+JOBS_RUN_TASKS = env_number("JOBS_RUN_TASKS", 4)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -337,8 +362,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.api.schema.paths_without_trailing_slash",
         "jobs.api.schema.one_of_bodies_required",
+        "jobs.api.schema.closed_bodies",
     ],
     "ENUM_NAME_OVERRIDES": {
         "LifeCycleStateEnum": "jobs.models.LifeCycleState",
+        "ChannelEnum": "jobs.models.Channel",
+        "TransitionEnum": "jobs.transitions.TRANSITION_NAMES",
     },
 }

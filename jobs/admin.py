@@ -11,12 +11,13 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransition
 
 from jobs import tasks, webhooks
 from jobs.admin_readonly import ReadOnlyAdmin
-from jobs.admin_runs import TransitionRunAdmin
+from jobs.admin_runs import RunFilter, TransitionRunAdmin, link_to_run
 from jobs.admin_transitions import TransitionAdminMixin
 from jobs.events import EVENT_TYPES
 from jobs.models import (
@@ -32,6 +33,10 @@ from jobs.models import (
     WebhookEndpoint,
 )
 from jobs.transitions import TRANSITIONS
+
+admin.site.site_header = "Jobs administration"
+admin.site.site_title = "Jobs admin"
+admin.site.index_title = "Jobs, their types and what happened to them"
 
 # Each default-status field offers the statuses of its transition's target state.
 DEFAULT_STATUS_STATES = {t.default_status_field: t.target for t in TRANSITIONS.values()}
@@ -138,8 +143,13 @@ class TransitionLogInline(admin.TabularInline):
         "user",
         "channel",
         "cancellation_reason",
+        "run_link",
     ]
     verbose_name_plural = "transition history"
+
+    @admin.display(description="run")
+    def run_link(self, entry: JobTransitionLog) -> str:
+        return link_to_run(entry.run_id)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -230,6 +240,14 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         obj.updated_date = timezone.now()
         super().save_model(request, obj, form, change)
 
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context=None
+    ) -> HttpResponse:
+        # Django's page lists admin edits only ("no change history" for a job that moved many
+        # times): a job's history is its transitions.
+        log = reverse(f"admin:{JobTransitionLog._meta.app_label}_jobtransitionlog_changelist")
+        return HttpResponseRedirect(f"{log}?job__id__exact={object_id}")
+
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return super().changeform_view(request, *args, **kwargs)
@@ -264,10 +282,15 @@ class JobTransitionLogAdmin(ReadOnlyAdmin):
         "to_status",
         "user",
         "channel",
+        "run_link",
     ]
-    list_filter = ["transition", "channel", "to_state"]
+    list_filter = ["transition", "channel", "to_state", RunFilter]
     list_select_related = ["job", "to_status", "user"]
     search_fields = ["job__number"]
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, entry: JobTransitionLog) -> str:
+        return link_to_run(entry.run_id)
 
 
 @admin.register(Event)

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from jobs.admin_readonly import ReadOnlyAdmin
 from jobs.admin_transitions import in_admin_words, skip_label
 from jobs.exceptions import JobsError
-from jobs.models import TransitionRun
+from jobs.models import JobStatus, JobType, LifeCycleState, TransitionRun
 from jobs.services import stop_run
 from jobs.transitions import TRANSITIONS
 
@@ -27,6 +30,54 @@ def progress_text(run: TransitionRun) -> str:
     done = run.moved + run.skipped_count
     share = f" ({done * 100 // run.selected}%)" if run.selected else ""
     return f"{done:,} of {run.selected:,}{share}"
+
+
+def link_to_run(run_id: int | None) -> str:
+    """A run as a link to its page; a dash for a job moved by itself."""
+    if run_id is None:
+        return "—"
+    page = reverse("admin:jobs_transitionrun_change", args=[run_id])
+    return format_html('<a href="{}">Run {}</a>', page, run_id)
+
+
+class RunFilter(admin.SimpleListFilter):
+    """The transition log by run: `?run=12` is what a run's page links to."""
+
+    title = "run"
+    parameter_name = "run"
+    LATEST = 10
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        latest = TransitionRun.objects.order_by("-id")[: self.LATEST]
+        return [("none", "Moved one by one"), *((str(run.pk), str(run)) for run in latest)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "none":
+            return queryset.filter(run__isnull=True)
+        if value is not None and value.isdigit():
+            return queryset.filter(run_id=int(value))
+        return queryset
+
+
+# How a run's frozen filter reads to a dispatcher: each name of GET jobs in words.
+def _selection_words(frozen: dict[str, str]) -> list[str]:
+    words = []
+    for name, value in frozen.items():
+        if name == "life_cycle_state":
+            words.append(f"in {LifeCycleState(value).label}" if value in LifeCycleState else value)
+        elif name == "type":
+            words.append(f"of type {JobType.objects.filter(pk=value).first() or value}")
+        elif name == "status":
+            words.append(f"in status {JobStatus.objects.filter(pk=value).first() or value}")
+        elif name == "assigned_user":
+            user = get_user_model().objects.filter(pk=value).first()
+            words.append(f"assigned to {user or value}")
+        elif name == "number":
+            words.append(f"numbered {value}")
+        else:
+            words.append(f"matching “{value}”")
+    return words
 
 
 class TransitionRunAdmin(ReadOnlyAdmin):
@@ -46,7 +97,7 @@ class TransitionRunAdmin(ReadOnlyAdmin):
     list_filter = ["state", "transition", "channel"]
     list_select_related = ["requested_by"]
     fields = [
-        "transition",
+        "transition_label",
         "state",
         "requested_by",
         "channel",
@@ -54,7 +105,9 @@ class TransitionRunAdmin(ReadOnlyAdmin):
         "choices_text",
         "selected",
         "moved",
+        "moved_jobs",
         "stop_requested",
+        "stopped_by",
         "created_date",
         "started_date",
         "finished_date",
@@ -62,13 +115,26 @@ class TransitionRunAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
+    @admin.display(description="transition")
+    def transition_label(self, run: TransitionRun) -> str:
+        declared = TRANSITIONS.get(run.transition)
+        return declared.label if declared else run.transition
+
     @admin.display(description="selection")
     def selection_text(self, run: TransitionRun) -> str:
         frozen = run.selection
         if "ids" in frozen:
-            return f"{len(frozen['ids']):,} jobs named one by one"
-        given = ", ".join(f"{name} = {value}" for name, value in frozen["filter"].items())
-        return f"every job with {given or 'any value'}, up to job id {frozen['up_to_id']}"
+            return f"{len(frozen['ids']):,} jobs chosen one by one"
+        words = _selection_words(frozen["filter"])
+        jobs = f"jobs {', '.join(words)}" if words else "every job"
+        return f"{jobs}, as they were when the run was queued"
+
+    @admin.display(description="jobs moved")
+    def moved_jobs(self, run: TransitionRun) -> str:
+        log = reverse("admin:jobs_jobtransitionlog_changelist")
+        return format_html(
+            '<a href="{}?run={}">See the {} jobs it moved</a>', log, run.pk, run.moved
+        )
 
     @admin.display(description="choices")
     def choices_text(self, run: TransitionRun) -> str:

@@ -31,22 +31,37 @@ def search_terms(text: str) -> list[str]:
     return terms
 
 
+# Every filter of `GET jobs`, by name: its kind (an id, text, a state) and what it means. The
+# filter below, the API document's query parameters and a run's `filter` schema all read it.
+FILTER_DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "life_cycle_state": ("state", "life cycle state"),
+    "type": ("id", "job type id"),
+    "status": ("id", "job status id"),
+    "assigned_user": ("id", "id of the user the job is assigned to"),
+    "number": ("text", "job number, e.g. JB00019"),
+    "search": ("text", 'every word (or "quoted phrase") in the job\'s number or description'),
+}
+
+
+def _described(name: str) -> str:
+    return FILTER_DESCRIPTIONS[name][1]
+
+
 class JobFilter(django_filters.FilterSet):
-    life_cycle_state = django_filters.ChoiceFilter(choices=LifeCycleState.choices)
-    type = IdFilter(field_name="type_id", help_text="job type id")
-    status = IdFilter(field_name="status_id", help_text="job status id")
+    life_cycle_state = django_filters.ChoiceFilter(
+        choices=LifeCycleState.choices, help_text=_described("life_cycle_state")
+    )
+    type = IdFilter(field_name="type_id", help_text=_described("type"))
+    status = IdFilter(field_name="status_id", help_text=_described("status"))
     assigned_user = IdFilter(
-        field_name="assigned_to__user_id", help_text="id of the user the job is assigned to"
+        field_name="assigned_to__user_id", help_text=_described("assigned_user")
     )
-    number = django_filters.CharFilter(help_text="job number, e.g. JB00019")
-    search = django_filters.CharFilter(
-        method="filter_search",
-        help_text="every word in the job's number or description, as the admin's search box",
-    )
+    number = django_filters.CharFilter(help_text=_described("number"))
+    search = django_filters.CharFilter(method="filter_search", help_text=_described("search"))
 
     class Meta:
         model = Job
-        fields = ["life_cycle_state", "type", "status", "assigned_user", "number", "search"]
+        fields = list(FILTER_DESCRIPTIONS)
 
     def filter_search(self, queryset: QuerySet[Job], name: str, value: str) -> QuerySet[Job]:
         for term in search_terms(value):

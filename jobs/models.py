@@ -397,7 +397,7 @@ class TransitionRun(models.Model):
     job moves, and its counts updated in each batch's own transaction, so they always equal the
     transition log rows that name it."""
 
-    transition = models.CharField(max_length=30, help_text="the Job method it runs")
+    transition = models.CharField(max_length=30, help_text="the transition it carries out")
     state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
     selection = models.JSONField(
         help_text="a filter in GET jobs names with up_to_id, frozen when queued; or ids"
@@ -418,6 +418,14 @@ class TransitionRun(models.Model):
         default=dict, help_text='by code: {"count": n, "numbers": the first few}'
     )
     stop_requested = models.BooleanField(default=False)
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="who asked the run to stop",
+    )
     created_date = models.DateTimeField(default=timezone.now, editable=False)
     started_date = models.DateTimeField(null=True, blank=True)
     finished_date = models.DateTimeField(null=True, blank=True)
@@ -432,7 +440,8 @@ class TransitionRun(models.Model):
         indexes = [models.Index(fields=["state"], name="transition_run_state")]
 
     def __str__(self) -> str:
-        return f"{self.transition} run {self.pk}"
+        # "Start progress, run 3": the transition as the admin's buttons name it.
+        return f"{self.transition.replace('_', ' ').capitalize()}, run {self.pk}"
 
     @property
     def skipped_count(self) -> int:

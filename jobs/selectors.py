@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db.models import Count, Model, Q, QuerySet
 
-from jobs.exceptions import InvalidIdentifier, JobsError, JobTypeNotFound
+from jobs.exceptions import InvalidIdentifier, JobNotFound, JobsError, JobTypeNotFound
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, is_number, parse_identifier
-from jobs.models import Job, JobStatus, JobType
+from jobs.models import Job, JobStatus, JobTransitionLog, JobType
 from jobs.transitions import TRANSITIONS
 
 
@@ -82,3 +82,15 @@ def statuses_of_type(job_type: JobType, state: str | None = None) -> list[TypeSt
         status = entry.jobstatus
         found.append(TypeStatus(entry.pk, status, status.pk in defaults))
     return found
+
+
+def job_history(job_pk: int) -> QuerySet[JobTransitionLog]:
+    """A job's transitions, newest first, with what a page of them shows; JOB_NOT_FOUND when no
+    job has this id (an empty history is a job that has not moved yet)."""
+    if not Job.objects.filter(pk=job_pk).exists():
+        raise JobNotFound("No job has this id.", "Check the id and try again.")
+    return (
+        JobTransitionLog.objects.filter(job_id=job_pk)
+        .select_related("from_status", "to_status", "user", "cancellation_reason")
+        .order_by("-created_at", "-id")
+    )

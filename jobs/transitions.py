@@ -178,6 +178,8 @@ TRANSITIONS: dict[str, JobTransition] = {
     t.name: t for t in (SUBMIT, START_PROGRESS, COMPLETE, CANCEL)
 }
 
+TRANSITION_NAMES = list(TRANSITIONS)
+
 
 def get_transition(transition: str | JobTransition) -> JobTransition:
     if isinstance(transition, JobTransition):

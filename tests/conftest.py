@@ -69,6 +69,18 @@ def as_dispatcher(api, dispatcher, token_for):
 
 
 @pytest.fixture
+def as_technician(api, technician, token_for):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(technician)}")
+    return api
+
+
+@pytest.fixture
+def as_viewer(api, viewer, token_for):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(viewer)}")
+    return api
+
+
+@pytest.fixture
 def unchanged(db):
     """Call it after building the test data; it checks at teardown that nothing has moved."""
     from jobs.models import Job, JobTransitionLog

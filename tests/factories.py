@@ -39,6 +39,12 @@ class UserFactory(factory.django.DjangoModelFactory):
                 *Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames)
             )
 
+    @factory.post_generation
+    def groups(self, create, groups, **kwargs):
+        # UserFactory(groups=[unit]) puts the user in those groups.
+        if create and groups:
+            self.groups.add(*groups)
+
 
 class GroupFactory(factory.django.DjangoModelFactory):
     class Meta:

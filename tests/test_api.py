@@ -1,6 +1,7 @@
 """GET jobs, GET jobs/{id}, sparse fieldsets, paging, filters, and the envelope everywhere."""
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -246,3 +247,19 @@ def test_an_unhandled_error_on_a_get_is_enveloped_without_a_traceback(
     assert response.status_code == 500
     assert response.json()["status"]["code"] == "INTERNAL_ERROR"
     assert "ZeroDivisionError" not in response.content.decode()
+
+
+def test_dates_are_in_the_configured_time_zone_with_their_offset(as_dispatcher, settings):
+    settings.TIME_ZONE = "Asia/Nicosia"  # UTC+2 in December
+    created = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
+    job = JobFactory(created_date=created)
+
+    shown = as_dispatcher.get(f"{JOBS}/{job.pk}").json()["data"]["log_information"]
+    moved = as_dispatcher.post(f"{JOBS}/{job.pk}/start_progress", {}, format="json").json()["data"]
+
+    assert shown["created_date"] == "2026-12-05T12:30:00+02:00"
+    assert moved["log_information"]["created_date"] == "2026-12-05T12:30:00+02:00"
+    assert moved["actual_start_date"].endswith("+02:00")
+    # Other systems read the feed in UTC, whatever the zone of people's screens.
+    (event,) = as_dispatcher.get(f"{ROOT}events").json()["data"]
+    assert event["timestamp"].endswith("Z")

@@ -24,18 +24,6 @@ def run_url(run_id, *rest: str) -> str:
     return "/".join([RUNS, str(run_id), *rest])
 
 
-@pytest.fixture
-def as_viewer(api, viewer, token_for):
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(viewer)}")
-    return api
-
-
-@pytest.fixture
-def as_technician(api, technician, token_for):
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(technician)}")
-    return api
-
-
 def test_a_run_is_queued_and_answered_with_202_at_once(as_dispatcher, dispatcher):
     job_type = JobTypeFactory()
     jobs = bulk_pending_jobs(job_type, 5)
@@ -137,6 +125,7 @@ def test_a_run_reads_its_progress_and_counts(as_viewer, dispatcher):
     assert (data["state"], data["selected"], data["moved"]) == ("FINISHED", 6, 4)
     assert data["skipped"] == {"NO_DEFAULT_STATUS": {"count": 2, "numbers": ["ND00000", "ND00001"]}}
     assert data["finished_date"] is not None
+    assert data["error"] is None  # null, as everywhere in the API, not ""
 
 
 @pytest.mark.parametrize("run_id", ["999", "0", "99999999999999999999"])
@@ -144,11 +133,15 @@ def test_a_run_that_does_not_exist_is_not_found(as_viewer, run_id):
     assert code_of(as_viewer.get(run_url(run_id))) == (404, "TRANSITION_RUN_NOT_FOUND")
 
 
-def test_stopping_a_run_answers_with_it_stopped(as_dispatcher, dispatcher):
-    run = queued_run(dispatcher, channel=Channel.API)
+def test_stopping_a_run_answers_with_it_stopped_and_who_stopped_it(as_dispatcher, dispatcher):
+    run = queued_run(UserFactory(permissions=["start_progress_job"]), channel=Channel.API)
+    assert as_dispatcher.get(run_url(run.pk)).json()["data"]["stopped_by"] is None
     response = as_dispatcher.post(run_url(run.pk, "stop"))
     assert response.status_code == 200
     assert response.json()["data"]["state"] == RunState.STOPPED
+    stopped_by = {"id": dispatcher.pk, "username": "dispatcher"}
+    assert response.json()["data"]["stopped_by"] == stopped_by
+    assert as_dispatcher.get(run_url(run.pk)).json()["data"]["stopped_by"] == stopped_by
     assert Event.objects.get(type="transition_run.finished").data["run"]["id"] == run.pk
 
 

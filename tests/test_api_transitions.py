@@ -577,7 +577,7 @@ def test_anything_unexpected_is_internal_error_without_internals(
     def explode(**kwargs):
         raise RuntimeError("secret detail from deep inside SELECT * FROM jobs_job")
 
-    monkeypatch.setattr("jobs.api.views.job_transition", explode)
+    monkeypatch.setattr("jobs.api.transitions.job_transition", explode)
     response = as_dispatcher.post(URL, {"job_identifier": {"number": job.number}}, format="json")
     body = assert_error(response, 500, "INTERNAL_ERROR")
     assert "secret" not in response.content.decode()
@@ -593,7 +593,7 @@ def test_the_service_is_the_one_doing_the_start(as_dispatcher, monkeypatch):
         calls.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr("jobs.api.views.job_transition", spy)
+    monkeypatch.setattr("jobs.api.transitions.job_transition", spy)
     job = JobFactory()
     as_dispatcher.post(by_path(job), {}, format="json")
     assert calls[0]["job"] == {"id": job.pk}

@@ -77,3 +77,24 @@ def test_demo_types_have_defaults_for_every_transition_and_a_default_reason():
     assert repair.default_cancellation_reason.alternative_code == "CUSTOMER"
     repair.allowed_statuses_to_save = list(repair.allowed_statuses.all())
     repair.clean()
+
+
+def test_demo_jobs_have_the_history_that_brought_them_to_their_state():
+    load()
+    for job in Job.objects.prefetch_related("transitions"):
+        moves = sorted(job.transitions.all(), key=lambda entry: entry.created_at)
+        path = [entry.transition for entry in moves]
+        assert (
+            path
+            == {
+                "DRAFT": [],
+                "PENDING": ["submit"],
+                "IN_PROGRESS": ["submit", "start_progress"],
+                "COMPLETED": ["submit", "start_progress", "complete"],
+                "CANCELLED": ["submit", "cancel"],
+            }[job.life_cycle_state]
+        ), job.number
+        if moves:
+            assert moves[-1].to_state == job.life_cycle_state
+            assert moves[-1].to_status_id == job.status_id
+            assert moves[0].from_state == "DRAFT"

@@ -74,3 +74,14 @@ def test_the_command_prunes_or_only_counts_with_dry_run(db):
 def test_beat_prunes_every_day():
     entry = settings.CELERY_BEAT_SCHEDULE["outbox-prune"]
     assert (entry["task"], entry["schedule"]) == ("jobs.tasks.prune", 24 * 3600.0)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [(["--days", "-1"], "--days must be 0 or more."), (["--batch-size", "0"], "1 or more")],
+)
+def test_the_command_refuses_a_negative_age_or_an_empty_batch(db, arguments, says):
+    JobFactory()
+    code, out, err = run_command("prune_outbox", *arguments)
+    assert (code, out) == (2, "")
+    assert says in err

@@ -194,7 +194,7 @@ def test_with_debug_off_an_api_failure_shows_no_traceback_or_sql(
     def database_down(**kwargs):
         raise DatabaseError('relation "jobs_job" does not exist: SELECT "jobs_job"."id" FROM')
 
-    monkeypatch.setattr("jobs.api.views.job_transition", database_down)
+    monkeypatch.setattr("jobs.api.transitions.job_transition", database_down)
     response = as_dispatcher.post(START, {"job_identifier": {"number": job.number}}, format="json")
     text = response.content.decode()
     assert code_of(response) == (500, "INTERNAL_ERROR")

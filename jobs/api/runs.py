@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import (
-    PolymorphicProxySerializer,
-    extend_schema,
-    extend_schema_field,
-)
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -20,18 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.api.envelope import envelope
+from jobs.api.inputs import PAGING, RUN_INPUTS, StopInput, only_query
 from jobs.api.pagination import CrmPagination
-from jobs.api.schema import ID_IN_PATH, NON_EMPTY_TEXT, ROW_ID, TextField, enveloped, errors
-from jobs.api.serializers import CatalogIdentifierField
-from jobs.exceptions import (
-    InvalidParameter,
-    MandatoryParameterMissing,
-    TransitionRunNotFound,
-)
+from jobs.api.schema import ID_IN_PATH, enveloped, errors
+from jobs.api.serializers import UserReferenceSerializer
+from jobs.exceptions import InvalidParameter, MandatoryParameterMissing, TransitionRunNotFound
 from jobs.identifiers import id_in_range
-from jobs.models import Channel, LifeCycleState, RunState, TransitionRun
-from jobs.services import Selection, ensure_may_view, get_run, queue_run, stop_run
-from jobs.transitions import TRANSITIONS, JobTransition
+from jobs.models import Channel, RunState, TransitionRun
+from jobs.services import Selection, ensure_may_view, forecast, get_run, queue_run, stop_run
+from jobs.transitions import TRANSITIONS
 
 PARAMETERS = {p.api_name: p for t in TRANSITIONS.values() for p in t.parameters}
 
@@ -46,70 +39,8 @@ class ReadRuns(BasePermission):
         return True
 
 
-FILTER_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "life_cycle_state": {"type": "string", "enum": LifeCycleState.values},
-        "type": {**ROW_ID, "description": "job type id"},
-        "status": {**ROW_ID, "description": "job status id"},
-        "assigned_user": {**ROW_ID, "description": "id of the user the job is assigned to"},
-        "number": {**NON_EMPTY_TEXT, "description": "job number"},
-        "search": {**NON_EMPTY_TEXT, "description": "every word in the number or description"},
-    },
-    "description": "The jobs to move, in the names of GET jobs; every job when left out. Frozen "
-    "when queued: jobs created afterwards are not part of the run.",
-}
-
-
-JSON_TYPES = {"integer": (int, "a whole number"), "string": (str, "text")}
-
-
-@extend_schema_field(FILTER_SCHEMA)
-class RunFilterField(serializers.Field):
-    """An object of names and values, each of the JSON type the schema gives it; the names and
-    the values themselves are checked by `GET jobs`' own filter when the run is queued
-    (`Selection.of_filter`)."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise InvalidParameter("filter must be an object.", "Send filter as {name: value}.")
-        for name, value in data.items():
-            schema = FILTER_SCHEMA["properties"].get(name, {})
-            kind, words = JSON_TYPES.get(schema.get("type"), (object, ""))
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise InvalidParameter(
-                    f"filter {str(name)[:100]} must be {words or 'a value'}.",
-                    "Correct the filter's value.",
-                )
-        return data
-
-
-def run_input(declared: JobTransition) -> type[serializers.Serializer]:
-    """The body of POST transition_runs for one transition (`CancelRunInput`): the OpenAPI
-    document offers one per transition, told apart by `transition`."""
-    fields: dict[str, serializers.Field] = {
-        "token": TextField(required=False, help_text="CRM.COM style: the token in the body"),
-        "transition": serializers.ChoiceField(choices=[declared.name]),
-        "filter": RunFilterField(required=False),
-        "status_identifier": CatalogIdentifierField(
-            required=False, help_text="default: each job type's default status"
-        ),
-    }
-    for parameter in declared.parameters:
-        fields[parameter.api_name] = CatalogIdentifierField(
-            required=False, help_text=f"default: the type's {parameter.label.lower()}, if any"
-        )
-    words = "".join(word.capitalize() for word in declared.name.split("_"))
-    return type(f"{words}RunInput", (serializers.Serializer,), fields)
-
-
-RUN_INPUTS = {name: run_input(declared) for name, declared in TRANSITIONS.items()}
-
-
 def run_body(data: Any) -> dict[str, Any]:
-    """The body, read by its transition's serializer (which, as every body here, passes over
-    names it does not know)."""
+    """The body, read by its transition's serializer, which refuses what it does not take."""
     name = data.get("transition") if isinstance(data, dict) else None
     if name is None:
         raise MandatoryParameterMissing(
@@ -124,9 +55,38 @@ def run_body(data: Any) -> dict[str, Any]:
     return body.validated_data
 
 
-class UserReference(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
+class SkipGroupSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    numbers = serializers.ListField(child=serializers.CharField(), help_text="the first few")
+    reason = serializers.CharField(help_text="the first one's refusal, in words")
+
+
+class ForecastSerializer(serializers.Serializer):
+    """What POST transition_runs with dry_run would do now: nothing is queued."""
+
+    transition = serializers.ChoiceField(choices=list(TRANSITIONS))
+    dry_run = serializers.BooleanField(help_text="always true: nothing was queued")
+    selected = serializers.IntegerField(help_text="jobs the filter selects now")
+    moving = serializers.IntegerField(help_text="jobs a run would move now")
+    moving_first = serializers.ListField(
+        child=serializers.CharField(), help_text="the first numbers it would move"
+    )
+    skipped = serializers.DictField(
+        child=SkipGroupSerializer(), help_text="the jobs it would skip, by error code"
+    )
+
+    def to_representation(self, counted: Any) -> dict[str, Any]:
+        return {
+            "transition": self.context["transition"],
+            "dry_run": True,
+            "selected": counted.selected,
+            "moving": counted.moving,
+            "moving_first": counted.moving_first,
+            "skipped": {
+                group.code: {"count": group.count, "numbers": group.numbers, "reason": group.reason}
+                for group in counted.skipped
+            },
+        }
 
 
 class TransitionRunSerializer(serializers.Serializer):
@@ -140,7 +100,7 @@ class TransitionRunSerializer(serializers.Serializer):
     choices = serializers.JSONField(
         help_text='the status and extra parameters asked for, by id: {"status": {"id": 5}}'
     )
-    requested_by = UserReference()
+    requested_by = UserReferenceSerializer()
     channel = serializers.ChoiceField(choices=Channel.values)
     selected = serializers.IntegerField(
         allow_null=True, help_text="jobs in the selection when the run started; null until then"
@@ -153,10 +113,15 @@ class TransitionRunSerializer(serializers.Serializer):
         help_text='by error code: {"NO_DEFAULT_STATUS": {"count": 2, "numbers": ["JB00001"]}}'
     )
     stop_requested = serializers.BooleanField()
+    stopped_by = UserReferenceSerializer(allow_null=True, help_text="who asked it to stop")
     created_date = serializers.DateTimeField()
     started_date = serializers.DateTimeField(allow_null=True)
     finished_date = serializers.DateTimeField(allow_null=True)
-    error = serializers.CharField(help_text="why a FAILED run failed; empty otherwise")
+    error = serializers.SerializerMethodField(help_text="why a FAILED run failed; null otherwise")
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_error(self, run: TransitionRun) -> str | None:
+        return run.error or None
 
     def get_selection(self, run: TransitionRun) -> dict[str, Any]:
         if "ids" in run.selection:
@@ -175,7 +140,7 @@ def run_id(raw: str) -> int:
 
 
 class TransitionRunViewSet(viewsets.GenericViewSet):
-    queryset = TransitionRun.objects.select_related("requested_by").order_by("-id")
+    queryset = TransitionRun.objects.select_related("requested_by", "stopped_by").order_by("-id")
     serializer_class = TransitionRunSerializer
     permission_classes = [IsAuthenticated, ReadRuns]
     pagination_class = CrmPagination
@@ -189,6 +154,7 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
         },
     )
     def list(self, request: Request) -> Response:
+        only_query(request.query_params, *PAGING)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(TransitionRunSerializer(page, many=True).data)
 
@@ -197,10 +163,16 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
         parameters=[ID_IN_PATH],
         responses={
             200: RUN_ENVELOPE,
-            **errors("AUTHENTICATION_FAILED", "PERMISSION_DENIED", "TRANSITION_RUN_NOT_FOUND"),
+            **errors(
+                "AUTHENTICATION_FAILED",
+                "PERMISSION_DENIED",
+                "INVALID_PARAMETER",
+                "TRANSITION_RUN_NOT_FOUND",
+            ),
         },
     )
     def retrieve(self, request: Request, pk: str) -> Response:
+        only_query(request.query_params)
         return Response(envelope(TransitionRunSerializer(get_run(run_id(pk))).data))
 
     @extend_schema(
@@ -212,6 +184,7 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
         ),
         responses={
             202: RUN_ENVELOPE,
+            200: enveloped(ForecastSerializer(), "TransitionRunForecastEnvelope"),
             **errors(
                 "AUTHENTICATION_FAILED",
                 "PERMISSION_DENIED",
@@ -226,13 +199,26 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         given = run_body(request.data)
         declared = TRANSITIONS[given["transition"]]
+        choices = {
+            "status": given.get("status_identifier"),
+            **{p.name: given.get(p.api_name) for p in declared.parameters},
+        }
+        if given["dry_run"]:
+            counted = forecast(
+                transition=declared,
+                jobs=Selection.of_filter(given.get("filter", {})).jobs(),
+                user=request.user,
+                channel=Channel.API,
+                **choices,
+            )
+            answer = ForecastSerializer(counted, context={"transition": declared.name}).data
+            return Response(envelope(answer))
         run = queue_run(
             transition=declared,
             selection=Selection.of_filter(given.get("filter", {})),
-            status=given.get("status_identifier"),
             user=request.user,
             channel=Channel.API,
-            **{p.name: given.get(p.api_name) for p in declared.parameters},
+            **choices,
         )
         answer = TransitionRunSerializer(run).data  # as written, with its user: no second read
         return Response(envelope(answer), status=status.HTTP_202_ACCEPTED)
@@ -240,13 +226,19 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Stop a run after the batch in hand (a queued run at once; an ended one stays)",
         parameters=[ID_IN_PATH],
-        request=None,
+        request=StopInput,
         responses={
             200: RUN_ENVELOPE,
-            **errors("AUTHENTICATION_FAILED", "PERMISSION_DENIED", "TRANSITION_RUN_NOT_FOUND"),
+            **errors(
+                "AUTHENTICATION_FAILED",
+                "PERMISSION_DENIED",
+                "INVALID_PARAMETER",
+                "TRANSITION_RUN_NOT_FOUND",
+            ),
         },
     )
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
+        StopInput(data=request.data).is_valid(raise_exception=True)
         run = stop_run(run_id(pk), user=request.user)
         return Response(envelope(TransitionRunSerializer(run).data))

@@ -97,3 +97,22 @@ def one_of_bodies_required(result: dict, **kwargs: object) -> dict:
                 if "oneOf" in schemas.get(name, {}):
                     body["required"] = True
     return result
+
+
+def closed_bodies(result: dict, **kwargs: object) -> dict:
+    """Every request body refuses a name it does not declare (jobs.api.inputs); say so, so that
+    generated clients and schema-driven fuzzers agree with the server."""
+    schemas = result.get("components", {}).get("schemas", {})
+    bodies: list[str] = []
+    for item in result["paths"].values():
+        for operation in item.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            for content in (body or {}).get("content", {}).values():
+                bodies.append(content.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1])
+    while bodies:
+        schema = schemas.get(bodies.pop(), {})
+        variants = schema.get("oneOf", [])
+        bodies.extend(v.get("$ref", "").rsplit("/", 1)[-1] for v in variants)
+        if schema.get("type") == "object":
+            schema["additionalProperties"] = False
+    return result

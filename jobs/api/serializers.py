@@ -17,16 +17,11 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.api.schema import NON_EMPTY_TEXT, ROW_ID, TextField
+from jobs.api.schema import enveloped
 from jobs.events import EVENT_TYPES
 from jobs.exceptions import InvalidParameter
-from jobs.identifiers import (
-    CATALOG_IDENTIFIER_FIELDS,
-    JOB_IDENTIFIER_FIELDS,
-    parse_identifier,
-)
-from jobs.models import FulfillmentScope, Job, LifeCycleState, RatingState
-from jobs.transitions import JobTransition
+from jobs.models import Channel, FulfillmentScope, Job, LifeCycleState, RatingState
+from jobs.transitions import TRANSITIONS
 
 Selection = dict[str, "Selection | None"]
 
@@ -144,6 +139,47 @@ class JobSerializer(SparseSerializer):
     actual_start_date = serializers.DateTimeField(allow_null=True)
     actual_completed_date = serializers.DateTimeField(allow_null=True)
     log_information = LogInformationSerializer(source="*")
+
+
+JOB_ENVELOPE = enveloped(JobSerializer(), "JobEnvelope")
+
+
+class ReferenceSerializer(serializers.Serializer):
+    """A status or reason as the history and the events name it."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    alternative_code = serializers.CharField()
+
+
+class UserReferenceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class RunReferenceSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="GET transition_runs/{id}")
+
+
+class TransitionLogSerializer(serializers.Serializer):
+    """One transition of GET jobs/{id}/history (ours)."""
+
+    id = serializers.IntegerField()
+    transition = serializers.ChoiceField(choices=list(TRANSITIONS))
+    from_state = serializers.ChoiceField(choices=LifeCycleState.choices)
+    to_state = serializers.ChoiceField(choices=LifeCycleState.choices)
+    from_status = ReferenceSerializer(allow_null=True)
+    to_status = ReferenceSerializer(allow_null=True)
+    cancellation_reason = ReferenceSerializer(allow_null=True)
+    user = UserReferenceSerializer(allow_null=True, help_text="who moved it")
+    date = serializers.DateTimeField(source="created_at")
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    run = serializers.SerializerMethodField(
+        help_text="the background run that moved it, or null for one moved by itself"
+    )
+
+    def get_run(self, entry: Any) -> dict[str, int] | None:
+        return None if entry.run_id is None else {"id": entry.run_id}
 
 
 def _names(serializer: serializers.Serializer, prefix: str = "") -> list[str]:
@@ -269,16 +305,6 @@ def _job_answer(frozen: Any) -> JobAnswer:
     return JobAnswer(_thawed(frozen))
 
 
-class _ParsedField(serializers.Field):
-    """A field whose value is checked by our own parser, which raises the contract's error code
-    (INVALID_IDENTIFIER, INVALID_PARAMETER) instead of DRF's generic ones, null included."""
-
-    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
-        if data is serializers.empty:
-            return super().validate_empty_values(data)
-        return False, data
-
-
 def fields_set_schema() -> dict[str, Any]:
     """`fields_set` exactly as parse_fields_set accepts it, for the OpenAPI document."""
     name = "(" + "|".join(re.escape(n) for n in allowed_names()) + ")"
@@ -289,76 +315,6 @@ def fields_set_schema() -> dict[str, Any]:
         "description": "Comma-separated field names; a dotted name picks a nested field. "
         f"Allowed: {', '.join(allowed_names())}. Absent: every field.",
     }
-
-
-@extend_schema_field(
-    {
-        "oneOf": [
-            fields_set_schema(),
-            {"type": "array", "minItems": 1, "items": {"enum": list(allowed_names())}},
-        ]
-    }
-)
-class FieldsSetField(_ParsedField):
-    def to_internal_value(self, data: Any) -> Selection | None:
-        if data is None:
-            raise InvalidParameter(
-                "fields_set must not be null.", "Leave fields_set out to get every field."
-            )
-        return parse_fields_set(data)
-
-
-def _identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
-    properties = {key: ROW_ID if key == "id" else NON_EMPTY_TEXT for key in keys}
-    return {
-        "type": "object",
-        "properties": properties,
-        "minProperties": 1,
-        "maxProperties": 1,
-        "additionalProperties": False,
-        "description": f"Exactly one of: {', '.join(keys)}.",
-    }
-
-
-@extend_schema_field(_identifier_schema(JOB_IDENTIFIER_FIELDS))
-class JobIdentifierField(_ParsedField):
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        return parse_identifier(data, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
-
-
-@extend_schema_field(_identifier_schema(CATALOG_IDENTIFIER_FIELDS))
-class CatalogIdentifierField(_ParsedField):
-    """A status, type or reason named by id, name or alternative_code; errors name the field."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        return parse_identifier(data, fields=CATALOG_IDENTIFIER_FIELDS, parameter=self.field_name)
-
-
-def transition_input(
-    declared: JobTransition, *, by_identifier: bool
-) -> type[serializers.Serializer]:
-    """The body of a transition's action, read from its declaration: `StartProgressInput` for
-    POST jobs/{id}/start_progress, `StartProgressByIdentifierInput` for
-    POST jobs/all_scopes/start_progress (which adds the mandatory job_identifier)."""
-    fields: dict[str, serializers.Field] = {
-        "token": TextField(required=False, help_text="CRM.COM style: the token in the body"),
-        "status_identifier": CatalogIdentifierField(required=False),
-    }
-    for parameter in declared.parameters:
-        fields[parameter.api_name] = CatalogIdentifierField(
-            required=False, help_text=f"default: the type's {parameter.label.lower()}, if any"
-        )
-    fields["fields_set"] = FieldsSetField(required=False)
-    if by_identifier:
-        fields["job_identifier"] = JobIdentifierField()
-    words = "".join(word.capitalize() for word in declared.name.split("_"))
-    name = f"{words}ByIdentifierInput" if by_identifier else f"{words}Input"
-    where = "jobs/all_scopes/" if by_identifier else "jobs/{id}/"
-    return type(
-        name,
-        (serializers.Serializer,),
-        {**fields, "__doc__": f"The body of POST {where}{declared.name}."},
-    )
 
 
 class EventSerializer(serializers.Serializer):

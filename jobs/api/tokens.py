@@ -15,10 +15,11 @@ from rest_framework_simplejwt.tokens import SlidingToken
 
 from jobs.api.authentication import LoginThrottle
 from jobs.api.envelope import envelope
+from jobs.api.inputs import Body
 from jobs.api.schema import OptionalText, TextField, enveloped, errors
 
 
-class LoginInput(serializers.Serializer):
+class LoginInput(Body):
     # Credentials are taken as typed (TextField): a password may begin or end with a space.
     username = TextField()
     password = TextField(style={"input_type": "password"})
@@ -61,7 +62,7 @@ class TokenView(APIView):
         return Response(envelope({"token": str(SlidingToken.for_user(user))}))
 
 
-class TokenReleaseInput(serializers.Serializer):
+class TokenReleaseInput(Body):
     token = TextField()
 
 

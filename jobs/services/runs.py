@@ -110,7 +110,9 @@ def queue_run(
 
 
 def get_run(run_id: int | str) -> TransitionRun:
-    run = TransitionRun.objects.select_related("requested_by").filter(pk=run_id).first()
+    run = (
+        TransitionRun.objects.select_related("requested_by", "stopped_by").filter(pk=run_id).first()
+    )
     if run is None:
         raise TransitionRunNotFound("No transition run has this id.", "Check the id.")
     return run
@@ -123,11 +125,11 @@ def stop_run(run_id: int | str, *, user: Any) -> TransitionRun:
     with transaction.atomic():
         run = TransitionRun.objects.select_for_update().get(pk=run_id)
         if run.state == RunState.QUEUED:
-            run.stop_requested = True
+            run.stop_requested, run.stopped_by = True, user
             _end(run, RunState.STOPPED)
         elif run.state == RunState.RUNNING and not run.stop_requested:
-            run.stop_requested = True
-            run.save(update_fields=["stop_requested"])
+            run.stop_requested, run.stopped_by = True, user
+            run.save(update_fields=["stop_requested", "stopped_by"])
     return get_run(run_id)
 
 
@@ -303,7 +305,7 @@ def fail(run_id: int, error: str, *, lessee: str = "") -> None:
 def _end(run: TransitionRun, state: str) -> None:
     """Close the run and write its event, in the caller's transaction."""
     run.state, run.finished_date = state, timezone.now()
-    run.save(update_fields=["state", "finished_date", "stop_requested", "error"])
+    run.save(update_fields=["state", "finished_date", "stop_requested", "stopped_by", "error"])
     at = Moment.now()
     event = EventRow(new_event_id(), RUN_FINISHED, at.db_value, json.dumps(finished_data(run)))
     write(None, [Rows(Event, EVENT_FIELDS, [event], EVENT_COMPUTED)])

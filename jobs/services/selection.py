@@ -67,20 +67,23 @@ class Selection:
             return {"ids": list(self.ids)}
         return {"filter": dict(self.filter), "up_to_id": self.up_to_id}
 
-    def _jobs(self) -> QuerySet[Job]:
+    def jobs(self) -> QuerySet[Job]:
+        """The jobs selected, as they are now."""
+        if self.filter is None:
+            return Job.objects.filter(pk__in=self.ids)
         return filtered_jobs(self.filter, Job.objects.filter(pk__lte=self.up_to_id))
 
     def count(self) -> int:
         if self.filter is None:
             return len(self.ids)
-        return self._jobs().count()
+        return self.jobs().count()
 
     def chunks(self, size: int) -> list[tuple[int, int]]:
         """The selection cut into keyset pages of about `size` jobs: (after_id, up_to_id]."""
         if self.filter is None:
             lasts = list(self.ids[size - 1 :: size])
         else:
-            ids = self._jobs().order_by("pk").values_list("pk", flat=True)
+            ids = self.jobs().order_by("pk").values_list("pk", flat=True)
             lasts, after = [], 0
             while (last := next(iter(ids.filter(pk__gt=after)[size - 1 : size]), None)) is not None:
                 lasts.append(last)
@@ -94,5 +97,5 @@ class Selection:
         if self.filter is None:
             start = bisect_right(self.ids, after)
             return [pk for pk in self.ids[start : start + size] if pk <= up_to]
-        jobs = self._jobs().filter(pk__gt=after, pk__lte=up_to).order_by("pk")
+        jobs = self.jobs().filter(pk__gt=after, pk__lte=up_to).order_by("pk")
         return list(jobs.values_list("pk", flat=True)[:size])

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Count
@@ -16,14 +16,17 @@ from django.utils import timezone
 
 from jobs.models import (
     Assignment,
+    Channel,
     ExpirationSetting,
     FulfillmentScope,
     Job,
     JobCancellationReason,
     JobStatus,
+    JobTransitionLog,
     JobType,
     LifeCycleState,
 )
+from jobs.roles import create_roles
 from jobs.transitions import TRANSITIONS
 
 DEMO_USERS = {
@@ -34,22 +37,8 @@ DEMO_USERS = {
     "viewer": ("viewer-demo-pw", "may only view jobs"),
 }
 
-VIEWER_PERMISSIONS = [
-    "view_job",
-    "view_jobtype",
-    "view_jobstatus",
-    "view_jobcancellationreason",
-    "view_assignment",
-    "view_jobtransitionlog",
-]
-TECHNICIAN_PERMISSIONS = [*VIEWER_PERMISSIONS, "start_progress_job", "complete_job"]
-DISPATCHER_PERMISSIONS = [*TECHNICIAN_PERMISSIONS, "submit_job", "cancel_job"]
-GROUPS = {
-    # group: (its permissions, its demo user)
-    "Dispatchers": (DISPATCHER_PERMISSIONS, "dispatcher"),
-    "Technicians": (TECHNICIAN_PERMISSIONS, "technician"),
-    "Viewers": (VIEWER_PERMISSIONS, "viewer"),
-}
+# Each demo user's role (jobs.roles): the group it is put in.
+DEMO_ROLES = {"dispatcher": "dispatcher", "technician": "technician", "viewer": "viewer"}
 
 # code: (name, description); the first is every type's default but the survey's.
 CANCELLATION_REASONS = {
@@ -107,6 +96,15 @@ STATE_WORDS = {
     LifeCycleState.CANCELLED: "Called off",
 }
 UNITS = ["North field team", "South field team"]
+# The transitions that brought a demo job to its state, with minutes after its creation: its
+# history shows them, as it would for a job that lived through them.
+PATHS = {
+    LifeCycleState.DRAFT: [],
+    LifeCycleState.PENDING: [("submit", 10)],
+    LifeCycleState.IN_PROGRESS: [("submit", 10), ("start_progress", 30)],
+    LifeCycleState.COMPLETED: [("submit", 10), ("start_progress", 30), ("complete", 90)],
+    LifeCycleState.CANCELLED: [("submit", 10), ("cancel", 60)],
+}
 JOB_COUNT = 200
 
 
@@ -148,12 +146,10 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save()
             users[username] = user
-        for name, (codenames, username) in GROUPS.items():
-            group, _ = Group.objects.get_or_create(name=name)
-            group.permissions.set(
-                Permission.objects.filter(content_type__app_label="jobs", codename__in=codenames)
-            )
-            users[username].groups.add(group)
+        for created in create_roles():
+            for username, role in DEMO_ROLES.items():
+                if role == created.role:
+                    users[username].groups.add(created.group)
         return users
 
     def types(self) -> list[JobType]:
@@ -218,6 +214,7 @@ class Command(BaseCommand):
             LifeCycleState.CANCELLED,
         ]
         now = timezone.now()
+        history: list[JobTransitionLog] = []
         for index in range(JOB_COUNT):
             job_type = rng.choice(types)
             state = rng.choice(states)
@@ -253,4 +250,27 @@ class Command(BaseCommand):
                     user=users["dispatcher"] if index % 2 else None,
                     unit=rng.choice(units),
                 )
+            history.extend(self.history(job, statuses, users["dispatcher"]))
+        JobTransitionLog.objects.bulk_create(history)
         return JOB_COUNT
+
+    def history(self, job: Job, statuses: dict, by: Any) -> list[JobTransitionLog]:
+        rows, state = [], LifeCycleState.DRAFT
+        for name, minutes in PATHS[job.life_cycle_state]:
+            target = TRANSITIONS[name].target
+            rows.append(
+                JobTransitionLog(
+                    job=job,
+                    transition=name,
+                    from_state=state,
+                    to_state=target,
+                    from_status_id=statuses[(job.type_id, state)],
+                    to_status_id=statuses[(job.type_id, target)],
+                    user=by,
+                    channel=Channel.ADMIN,
+                    cancellation_reason=job.cancellation_reason if name == "cancel" else None,
+                    created_at=job.created_date + timedelta(minutes=minutes),
+                )
+            )
+            state = target
+        return rows

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.retention import prune_outbox
 
@@ -28,6 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        for option in ("days", "batch_size"):
+            minimum = 0 if option == "days" else 1
+            if options[option] < minimum:
+                name = "--" + option.replace("_", "-")
+                raise CommandError(f"{name} must be {minimum} or more.", returncode=2)
         pruned = prune_outbox(
             older_than=timedelta(days=options["days"]),
             batch_size=options["batch_size"],

@@ -349,7 +349,7 @@ SIMPLE_JWT = {
 }
 
 SPECTACULAR_SETTINGS = {
-    "TITLE": "jobs: start progress, CRM.COM style",
+    "TITLE": "jobs: field jobs through their life cycle, CRM.COM style",
     "DESCRIPTION": "Every response is an envelope: {status: {code, message, description}, data}.",
     "VERSION": "2",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django_fsm import ConcurrentTransition
 
 from jobs import tasks, webhooks
@@ -37,6 +38,9 @@ from jobs.transitions import TRANSITIONS
 admin.site.site_header = "Jobs administration"
 admin.site.site_title = "Jobs admin"
 admin.site.index_title = "Jobs, their types and what happened to them"
+# The job list needs the width: with the app list beside it, its columns were cut off at 1280
+# pixels (the breadcrumbs and the home page still lead everywhere).
+admin.site.enable_nav_sidebar = False
 
 # Each default-status field offers the statuses of its transition's target state.
 DEFAULT_STATUS_STATES = {t.default_status_field: t.target for t in TRANSITIONS.values()}
@@ -177,12 +181,12 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
 
     list_display = [
         "number",
-        "short_description",
-        "type",
+        "state",
         "status",
-        "life_cycle_state",
+        "type",
         "assignee",
-        "updated_date",
+        "short_description",
+        "updated",
     ]
     list_filter = [
         "life_cycle_state",
@@ -224,7 +228,17 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="description")
     def short_description(self, job: Job) -> str:
-        return job.description if len(job.description) <= 60 else job.description[:57] + "…"
+        return job.description if len(job.description) <= 40 else job.description[:37] + "…"
+
+    @admin.display(description="state", ordering="life_cycle_state")
+    def state(self, job: Job) -> str:
+        return job.get_life_cycle_state_display()
+
+    @admin.display(description="updated", ordering="updated_date")
+    def updated(self, job: Job) -> str:
+        # Short enough to fit beside the other columns at common widths (Django's own format
+        # takes half as much again).
+        return date_format(timezone.localtime(job.updated_date), "Y-m-d H:i")
 
     @admin.display(description="assigned to")
     def assignee(self, job: Job) -> str:
@@ -291,6 +305,13 @@ class JobTransitionLogAdmin(ReadOnlyAdmin):
     @admin.display(description="run", ordering="run")
     def run_link(self, entry: JobTransitionLog) -> str:
         return link_to_run(entry.run_id)
+
+    # The log is the jobs' history, which every job page shows: whoever may view jobs reads it.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
 
 
 @admin.register(Event)

@@ -62,8 +62,13 @@ def parse_identifier(value: Any, *, fields: tuple[str, ...], parameter: str) -> 
         return {"id": int(raw)}
     # NUL can name nothing, and PostgreSQL refuses it in a query. Blank text is allowed: like any
     # other text that names nothing, it finds nothing.
-    if not isinstance(raw, str) or not raw or "\x00" in raw:
+    if not isinstance(raw, str) or not raw:
         raise InvalidIdentifier(
             f"{parameter}.{key} must be a non-empty string.", f"Send {key} as a string."
+        )
+    if "\x00" in raw:
+        raise InvalidIdentifier(
+            f"{parameter}.{key} holds a NUL character, which no {key} can contain.",
+            f"Send {key} without it.",
         )
     return {key: raw}

@@ -648,3 +648,18 @@ def test_jobs_are_not_deleted_in_bulk_from_the_changelist(db):
     JobFactory()
     form = logged_in(superuser).get(reverse("admin:jobs_job_changelist")).context["action_form"]
     assert "delete_selected" not in {name for name, _ in form.fields["action"].choices}
+
+
+def test_the_admin_names_the_product_not_django(dispatcher):
+    page = logged_in(dispatcher).get(reverse("admin:index")).content.decode()
+    assert "Jobs administration" in page
+    assert "Django administration" not in page
+    assert "<title>Jobs, their types and what happened to them | Jobs admin</title>" in page
+
+
+def test_a_jobs_history_link_leads_to_its_transitions(dispatcher):
+    job = JobFactory()
+    response = logged_in(dispatcher).get(reverse("admin:jobs_job_history", args=[job.pk]))
+    log = reverse("admin:jobs_jobtransitionlog_changelist")
+    assert response.status_code == 302
+    assert response["Location"] == f"{log}?job__id__exact={job.pk}"

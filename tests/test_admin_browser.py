@@ -102,9 +102,7 @@ def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
     # the list keeps the Pending filter, so one job is left; the started ones are In progress
     expect(page.locator("#result_list tbody tr")).to_have_count(1)
     page.click("#changelist-filter >> text=In progress")
-    expect(page.locator("#result_list tbody td.field-life_cycle_state")).to_have_text(
-        ["In progress"] * 3
-    )
+    expect(page.locator("#result_list tbody td.field-state")).to_have_text(["In progress"] * 3)
     started = Job.objects.filter(life_cycle_state=LifeCycleState.IN_PROGRESS)
     assert started.count() == 3
     assert {job.status for job in started} == {onsite}
@@ -114,6 +112,10 @@ def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
     done = started.first()
     page.goto(f"{live_server.url}/admin/jobs/job/{done.pk}/change/")
     expect(page.locator("#start-progress-button")).to_have_count(0)
+    # Each choice beside a button is labelled; Django's own "History" (admin edits only) is gone.
+    expect(page.get_by_label("Complete in status")).to_be_visible()
+    expect(page.get_by_label("Cancellation reason")).to_be_visible()
+    expect(page.locator(".object-tools a.historylink")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "admin-job-buttons.png"))
     page.click("#complete-button")
     expect(page.locator("ul.messagelist")).to_contain_text(f"Job {done.number} completed.")
@@ -189,4 +191,36 @@ def test_a_dispatcher_follows_a_background_run_and_stops_it(live_server, browser
     expect(page.locator("#stop-run")).to_have_count(0)
     run.refresh_from_db()
     assert (run.state, run.moved, run.skipped_count) == (RunState.STOPPED, 14, 6)
+    expect(page.locator(".field-stopped_by")).to_contain_text("dispatcher")
+
+    # From the run to the jobs it moved: the transition log, each row naming the run.
+    page.click("text=See the 14 jobs it moved")
+    expect(page.locator("#result_list tbody tr")).to_have_count(14)
+    expect(page.locator("#result_list tbody td.field-run_link")).to_have_text(
+        [f"Run {run.pk}"] * 14
+    )
+    page.locator("#result_list tbody td.field-run_link a").first.click()
+    expect(page.locator("#run-state")).to_have_text("Stopped")
+    connections.close_all()
+
+
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_the_job_list_shows_every_column_at_common_widths(live_server, browser_page, width):
+    UserFactory(
+        username="dispatcher", password="dispatcher-pw", is_staff=True, permissions=["view_job"]
+    )
+    job_type = JobTypeFactory(name="Activation visit with a long name")
+    JobFactory.create_batch(
+        5, type=job_type, description="Activation visit at 237 Hill Avenue, second floor, rear"
+    )
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server.url)
+    expect(page.locator("#result_list tbody tr")).to_have_count(5)
+    table, room = page.evaluate(
+        "() => { const t = document.querySelector('#result_list');"
+        " return [t.scrollWidth, t.parentElement.clientWidth]; }"
+    )
+    assert table <= room, "the job list is cut off"
+    expect(page.locator("#result_list thead th.column-updated")).to_be_visible()
     connections.close_all()

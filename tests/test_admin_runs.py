@@ -3,11 +3,13 @@ follow and stop them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from jobs.models import Channel, Job, LifeCycleState, RunState, TransitionRun
-from jobs.services import Selection, queue_run, runs
+from jobs.services import Selection, job_transition, queue_run, runs
 from jobs.transitions import CANCEL, START_PROGRESS
 from tests.factories import JobFactory, JobTypeFactory, UserFactory, bulk_pending_jobs, queued_run
 from tests.helpers import count_queries, logged_in, messages_of, run_action, states
@@ -174,3 +176,45 @@ def test_a_user_who_may_not_view_jobs_does_not_see_runs():
     nobody = UserFactory(is_staff=True)
     JobFactory()
     assert logged_in(nobody).get(RUNS).status_code == 403
+
+
+def test_a_runs_page_speaks_a_dispatchers_words_and_names_who_stopped_it(dispatcher):
+    job_type = JobTypeFactory(name="Repair")
+    run = queued_run(dispatcher, life_cycle_state="PENDING", type=str(job_type.pk))
+    runs.stop_run(run.pk, user=dispatcher)
+
+    page = logged_in(dispatcher).get(run_page(run)).content.decode()
+
+    assert f"Start progress, run {run.pk}" in page
+    assert "jobs in Pending, of type Repair, as they were when the run was queued" in page
+    assert "life_cycle_state" not in page
+    assert "the Job method it runs" not in page
+    stopped_by = re.search(r'field-stopped_by.*?<div class="readonly">(.*?)</div>', page, re.S)
+    assert stopped_by.group(1).endswith(">dispatcher</a>")
+
+
+def test_the_transition_log_names_each_rows_run_and_filters_by_it(dispatcher, viewer):
+    moved_alone = JobFactory()
+    runs_job = JobFactory()
+    job_transition(transition="start_progress", job=moved_alone.pk, user=dispatcher, channel="api")
+    run = queue_run(
+        transition="start_progress",
+        selection=Selection.of_ids([runs_job.pk]),
+        user=dispatcher,
+        channel=Channel.ADMIN,
+    )
+    runs.plan(run.pk)
+    runs.work(run.pk, lessee="w")
+    log = reverse("admin:jobs_jobtransitionlog_changelist")
+    client = logged_in(viewer)  # who may view jobs reads their history
+
+    by_run = client.get(f"{log}?run={run.pk}").content.decode()
+    alone = client.get(f"{log}?run=none").content.decode()
+
+    assert runs_job.number in by_run
+    assert moved_alone.number not in by_run
+    assert f'href="{run_page(run)}">Run {run.pk}</a>' in by_run
+    assert moved_alone.number in alone
+    assert runs_job.number not in alone
+    run_html = logged_in(dispatcher).get(run_page(run)).content.decode()
+    assert f'href="{log}?run={run.pk}">See the 1 jobs it moved</a>' in run_html

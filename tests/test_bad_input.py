@@ -327,3 +327,32 @@ def test_a_job_identifier_naming_the_paths_job_is_taken(as_dispatcher):
         format="json",
     )
     assert response.json()["data"]["life_cycle_state"] == "IN_PROGRESS"
+
+
+def test_a_nul_character_in_an_identifier_is_named_as_such(as_dispatcher, unchanged):
+    JobFactory()
+    unchanged()
+    response = as_dispatcher.post(
+        by_identifier_url("start_progress"),
+        {"job_identifier": {"number": "JB\x0000001"}},
+        format="json",
+    )
+    assert code_of(response) == (400, "INVALID_IDENTIFIER")
+    message = response.json()["status"]["message"]
+    assert message == "job_identifier.number holds a NUL character, which no number can contain."
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer two tokens"])
+def test_a_bearer_header_without_one_token_is_said_in_our_words(api, header):
+    api.credentials(HTTP_AUTHORIZATION=header)
+    response = api.get(ROOT + "jobs")
+    assert code_of(response) == (401, "AUTHENTICATION_FAILED")
+    assert response.json()["status"]["message"] == (
+        "The Authorization header must read 'Bearer <token>', with one token."
+    )
+
+
+def test_an_unknown_fields_set_name_is_quoted_as_sent(as_dispatcher):
+    response = as_dispatcher.get(ROOT + "jobs", {"fields_set": "id,status."})
+    assert code_of(response) == (400, "INVALID_PARAMETER")
+    assert response.json()["status"]["message"] == "fields_set names unknown fields: 'status.'."

@@ -4,6 +4,7 @@ followed until it ends, with the command's exit codes."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -36,6 +37,21 @@ def test_background_queues_a_run_and_prints_its_id_and_page(dispatcher):
     assert run.selection["filter"] == {"life_cycle_state": "PENDING"}
     assert (run.channel, run.requested_by) == (Channel.COMMAND, dispatcher)
     assert set(states(*jobs)) == {"PENDING"}
+
+
+def test_background_says_one_plain_thing_and_logs_only_when_asked(dispatcher, caplog):
+    caplog.set_level(logging.INFO)
+    JobFactory()
+    arguments = ["start_progress", "--eligible", "--background", "--user", "dispatcher"]
+    code, out, err = run_command("transition_jobs", *arguments)
+    assert (code, err) == (0, "")
+    assert out.startswith("Queued run ")
+    assert not [r for r in caplog.records if r.name.startswith("jobs.services")]
+
+    run_command("transition_jobs", *arguments, "-v", "2")
+    assert [r.message for r in caplog.records if r.name.startswith("jobs.services")] == [
+        "transition run queued"
+    ]
 
 
 def test_background_keeps_the_narrowing_options_as_the_runs_filter(dispatcher):

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import OperationalError
 from django.test import override_settings
 
@@ -368,7 +369,6 @@ def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(
 def test_connections_killed_under_load_give_503s_never_500s_and_recover(tmp_path):
     """What a PostgreSQL restart does to a server: every connection dropped at once."""
     import psycopg
-    from django.conf import settings
 
     base = settings.DATABASES["default"]
     scratch = f"{base['NAME']}_restart"
@@ -578,3 +578,27 @@ def test_logs_go_to_standard_error_once(tmp_path):
     )
     assert done.stdout == ""
     assert done.stderr.count("only-once") == 1
+
+
+def test_make_serve_listens_on_the_port_everything_else_names(tmp_path):
+    # honcho's own default is 5000: the Makefile hands it PORT, so the web process of
+    # `make serve` listens where `make run`, .env.example and JOBS_SITE_URL's links say.
+    planned = subprocess.run(
+        ["make", "-n", "serve"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    (start,) = [line for line in planned.splitlines() if "honcho start" in line]
+    port = re.match(r"PORT=(\d+) ", start).group(1)
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("web: python -c \"import os; print('on', os.environ['PORT'])\"\n")
+    served = subprocess.run(
+        [str(Path(sys.executable).parent / "honcho"), "-f", str(procfile), "start", "web"],
+        cwd=tmp_path,
+        env={**os.environ, "PORT": port},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    assert "on 8000" in served
+    assert "# PORT=8000" in (ROOT / ".env.example").read_text()
+    assert settings.JOBS_SITE_URL == "http://127.0.0.1:8000"

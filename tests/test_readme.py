@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.transitions import TRANSITIONS
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +168,17 @@ def test_the_receiver_example_verifies_signatures_and_drops_repeats(tmp_path):
         receiver.terminate()
         printed, _ = receiver.communicate(timeout=10)
     assert printed.splitlines() == ["job.started JB00001", "webhook.test", "job.started JB00002"]
+
+
+def test_the_api_reference_tables_every_declared_transition():
+    reference = (ROOT / "docs" / "api.md").read_text()
+    table = reference[reference.index("## Transitions") : reference.index("## Endpoints")]
+    for name, declared in TRANSITIONS.items():
+        assert f"| `{name}`" in table, name
+        assert declared.permission in table, name
+
+
+def test_the_first_steps_say_what_make_graph_needs():
+    start_here = README.read_text().split("## Start here", 1)[1].split("\n## ", 1)[0]
+    assert "make graph" in start_here
+    assert "apt-get install graphviz" in start_here

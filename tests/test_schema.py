@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 
@@ -66,3 +69,37 @@ def test_every_transition_and_the_statuses_look_up_are_documented_with_their_cod
     assert {p["name"] for p in look_up["parameters"]} == {"job_type_identifier", "life_cycle_state"}
     documented = " ".join(r["description"] for r in look_up["responses"].values())
     assert "JOB_TYPE_NOT_FOUND" in documented
+
+
+def _body_fields(schema: dict, schemas: dict) -> set[str]:
+    if "$ref" in schema:
+        return _body_fields(schemas[schema["$ref"].rsplit("/", 1)[-1]], schemas)
+    found = set(schema.get("properties", {}))
+    for variant in schema.get("oneOf", []):
+        found |= _body_fields(variant, schemas)
+    return found
+
+
+def test_the_document_keeps_every_operation_parameter_and_body_field_of_the_last_release():
+    # What 67098eb documented (tests/data): generated clients built on it keep working.
+    before = json.loads(
+        (Path(__file__).parent / "data/openapi-operations-67098eb.json").read_text()
+    )
+    document = openapi_schema()
+    schemas = document["components"]["schemas"]
+    for operation, was in before.items():
+        method, path = operation.split(" ", 1)
+        now = document["paths"][path][method.lower()]
+        parameters = {f"{p['in']}:{p['name']}" for p in now.get("parameters", [])}
+        assert set(was["parameters"]) <= parameters, operation
+        body = set()
+        for content in now.get("requestBody", {}).get("content", {}).values():
+            body = _body_fields(content["schema"], schemas)
+        assert set(was["body"]) <= body, operation
+        assert set(was["responses"]) <= set(now["responses"]), operation
+
+
+def test_the_document_names_the_product():
+    assert openapi_schema()["info"]["title"] == (
+        "jobs: field jobs through their life cycle, CRM.COM style"
+    )

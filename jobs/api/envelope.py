@@ -200,6 +200,8 @@ def _auth_message(exc: drf.AuthenticationFailed) -> str:
     code = str(exc.detail.get("code")) if isinstance(exc.detail, dict) else exc.get_codes()
     if code in ("user_inactive", "user_not_found"):
         return "The token's user is inactive or no longer exists."
+    if code == "bad_authorization_header":
+        return "The Authorization header must read 'Bearer <token>', with one token."
     if isinstance(exc.detail, dict) and "messages" in exc.detail:
         return "The token is invalid, expired or released."
     return _first_message(exc.detail)

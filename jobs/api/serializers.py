@@ -221,7 +221,7 @@ def parse_fields_set(raw: Any) -> Selection | None:
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InvalidParameter(
-            f"fields_set names unknown fields: {', '.join(unknown)[:200]}.",
+            f"fields_set names unknown fields: {', '.join(map(repr, unknown))[:200]}.",
             f"Allowed names: {', '.join(allowed_names())}.",
         )
     selection: Selection = {}

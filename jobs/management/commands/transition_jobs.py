@@ -28,7 +28,9 @@ from jobs.services import Outcome, Selection, job_bulk_transition, queue_run
 from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
 
 BAD_ARGUMENTS = 2
-batch_log = logging.getLogger("jobs.services.bulk")
+# The service's JSON log lines (each batch, a queued run) are for operators' logs; at a terminal,
+# the command's own sentences alone, unless -v 2 asks for both.
+service_log = logging.getLogger("jobs.services")
 
 
 class Command(BaseCommand):
@@ -117,6 +119,13 @@ class Command(BaseCommand):
             )
         if options["follow"] and not options["background"]:
             raise CommandError("--follow goes with --background", returncode=BAD_ARGUMENTS)
+        service_log.setLevel(logging.INFO if options["verbosity"] >= 2 else logging.WARNING)
+        try:
+            self.carry_out(declared, options)
+        finally:
+            service_log.setLevel(logging.NOTSET)
+
+    def carry_out(self, declared: JobTransition, options: dict[str, Any]) -> None:
         jobs = self.select_jobs(declared, options)
         user = self.find_user(options["user"])
         status = find_by_identifier(JobStatus, options["status"], "--status", StatusNotFound)
@@ -129,9 +138,6 @@ class Command(BaseCommand):
         progress = Progress(self.terminal, total, enabled=interactive)
 
         report = Report(self, declared, options["format"], options["dry_run"], progress)
-        # Each batch's JSON log line is for operators' logs; at a terminal, the results alone,
-        # unless -v 2 asks for both.
-        batch_log.setLevel(logging.INFO if options["verbosity"] >= 2 else logging.WARNING)
         try:
             summary = job_bulk_transition(
                 transition=declared,
@@ -149,8 +155,6 @@ class Command(BaseCommand):
         except DatabaseError as failure:
             report.failed(failure)
             sys.exit(1)
-        finally:
-            batch_log.setLevel(logging.NOTSET)
         report.finish()
         if summary.skipped:
             sys.exit(1)

@@ -110,9 +110,9 @@ def outbox_overhead(declared, user, types, n: int) -> None:
     message per batch to the broker) against the service with the outbox switched off."""
     from unittest import mock
 
-    from jobs import sql
     from jobs.models import Event, WebhookEndpoint
-    from jobs.services import writes
+    from jobs.services import engine
+    from jobs.sql import writes as sql
 
     def without_events(update, inserts, write=sql.write):
         return write(update, [rows for rows in inserts if rows.model is not Event])
@@ -124,7 +124,7 @@ def outbox_overhead(declared, user, types, n: int) -> None:
             "without events",
             [
                 mock.patch.object(sql, "write", without_events),
-                mock.patch.object(writes, "announce", return_value=None),
+                mock.patch.object(engine, "events_written", return_value=None),
             ],
         ),
         ("1 endpoint subscribed", []),

@@ -91,8 +91,8 @@ INSTALLED_APPS = [
     "jobs",
 ]
 
-# Prometheus (docs/deploy.md): off by default. Off, its middleware is left out too: it cost a tenth
-# of a millisecond per request to count what nobody could read.
+# Prometheus (docs/deploy.md): off by default. Off, its middleware is left out too, rather than
+# counting every request for nobody.
 METRICS_ENABLED = env_flag("METRICS_ENABLED", default=False)
 
 MIDDLEWARE = [
@@ -229,12 +229,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_number("JOBS_RUN_SWEEP_SECONDS", 15, float),
     },
 }
-# Background transition runs (jobs.run_tasks) have a queue, and a worker process, of their own.
-CELERY_IMPORTS = ["jobs.run_tasks"]
+# Background transition runs (jobs.tasks.runs) have a queue, and a worker process, of their own.
 CELERY_TASK_ROUTES = {
     "jobs.runs.plan": {"queue": "runs"},
     "jobs.runs.work": {"queue": "runs"},
 }
+# What carries out the service's requests after commit (jobs.services.engine): Celery.
+JOBS_TASK_ENGINE = "jobs.tasks.engine.CELERY"
 # Events already fanned out and finished webhook deliveries are deleted once older than this
 # (jobs.retention; the transition log is kept). The feed's clients must read within it.
 JOBS_OUTBOX_RETENTION_DAYS = env_number("JOBS_OUTBOX_RETENTION_DAYS", 30)

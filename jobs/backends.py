@@ -11,7 +11,7 @@ from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Concat
 
 # The attribute holding a user's permission names ("app_label.codename"), set by
-# `jobs.sql.user_of_token` or on first use.
+# `jobs.sql.tokens.user_of_token` or on first use.
 LOADED = "loaded_permissions"
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from jobs.admin_transitions import NAMED_ON_PAGE
+from jobs.admin.transitions import NAMED_ON_PAGE
 from jobs.models import Job, JobTransitionLog, LifeCycleState
 from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
 from tests.factories import (
@@ -500,7 +500,7 @@ def test_a_valid_edit_saves_and_records_who(as_admin):
 def test_an_edit_racing_a_start_saves_nothing_and_says_so(as_admin, monkeypatch):
     from django_fsm import ConcurrentTransition
 
-    from jobs.admin import JobAdmin
+    from jobs.admin.jobs import JobAdmin
 
     job = JobFactory()
 
@@ -616,7 +616,7 @@ def test_a_button_offers_only_the_choices_that_can_work_for_the_jobs_type(dispat
 
 
 def test_a_refusal_in_the_admin_names_the_pages_fields_not_the_apis():
-    from jobs.admin_transitions import in_admin_words
+    from jobs.admin.transitions import in_admin_words
     from jobs.exceptions import NoDefaultStatus
 
     refusal = NoDefaultStatus(

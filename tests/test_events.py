@@ -7,6 +7,7 @@ import time
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from jobs.exceptions import JobStateConflict
 from jobs.models import Channel, Event, Job, LifeCycleState
 from jobs.services import job_bulk_transition, job_transition
 from tests.factories import JobCancellationReasonFactory, JobFactory, UserFactory
@@ -104,7 +105,7 @@ def test_a_batch_that_fails_announces_nothing(dispatcher):
 @pytest.mark.django_db
 def test_a_refused_transition_announces_nothing(dispatcher):
     job = JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
-    with pytest.raises(Exception, match="only PENDING"):
+    with pytest.raises(JobStateConflict, match="only PENDING"):
         job_transition(transition="start_progress", job=job, user=dispatcher, channel="api")
     assert not Event.objects.exists()
 

@@ -358,7 +358,7 @@ def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(
     assert code_of(response) == (503, "SERVICE_UNAVAILABLE")
     assert response["Retry-After"] == "2"
 
-    monkeypatch.setattr("jobs.admin.JobAdmin.get_queryset", gone)
+    monkeypatch.setattr("jobs.admin.jobs.JobAdmin.get_queryset", gone)
     client.force_login(dispatcher)
     client.raise_request_exception = False
     page = client.get("/admin/jobs/job/")

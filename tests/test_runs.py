@@ -20,7 +20,8 @@ from jobs.models import (
     TransitionRun,
     TransitionRunChunk,
 )
-from jobs.services import Selection, queue_run, runs, stop_run
+from jobs.services import Selection, engine, queue_run, runs, stop_run
+from jobs.tasks.runs import PLAN_TASK, WORK_TASK
 from tests.factories import JobTypeFactory, bulk_pending_jobs, queued_run, status_of
 from tests.helpers import BATCH_WRITES, count_queries
 
@@ -33,16 +34,28 @@ def small_runs(settings):
     settings.JOBS_RUN_CHUNK_SIZE = 25
 
 
+class Recorder:
+    """A task engine that keeps what the service asked of it, by task name and run."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, int]] = []
+
+    def announce_events(self) -> None:
+        pass
+
+    def plan_run(self, run_id: int) -> None:
+        self.messages.append((PLAN_TASK, run_id))
+
+    def work_on_run(self, run_id: int, copies: int) -> None:
+        self.messages.extend([(WORK_TASK, run_id)] * copies)
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """The messages the service sends to the workers, by task name and run."""
-    messages: list[tuple[str, int]] = []
-    monkeypatch.setattr(
-        runs,
-        "_publish",
-        lambda task, run_id, copies=1: messages.extend([(task, run_id)] * copies),
-    )
-    return messages
+    recorder = Recorder()
+    monkeypatch.setattr(engine, "_plugged", recorder)
+    return recorder.messages
 
 
 def queue_pending(user, **choices) -> TransitionRun:
@@ -83,7 +96,7 @@ def test_a_queued_run_is_written_before_any_job_moves(
     assert run.selection == {"filter": {"life_cycle_state": "PENDING"}, "up_to_id": jobs[-1].pk}
     assert run.requested_by == dispatcher
     assert run.channel == Channel.ADMIN
-    assert sent == [(runs.PLAN_TASK, run.pk)]
+    assert sent == [(PLAN_TASK, run.pk)]
     assert Job.objects.filter(life_cycle_state=LifeCycleState.PENDING).count() == 30
 
 
@@ -110,7 +123,7 @@ def test_planning_sends_one_message_per_chunk_up_to_the_tasks_setting(
         runs.plan(run.pk)
     chunks = TransitionRunChunk.objects.filter(run=run).values_list("after_id", "up_to_id")
     assert len(chunks) == 3  # 60 jobs in chunks of 25
-    assert sent == [(runs.WORK_TASK, run.pk)] * 2
+    assert sent == [(WORK_TASK, run.pk)] * 2
 
 
 def test_a_run_that_ends_announces_it_with_its_counts(dispatcher, sent):
@@ -312,8 +325,8 @@ def test_the_sweep_sends_out_again_a_run_whose_messages_were_lost(dispatcher, se
     sent.clear()
 
     assert runs.sweep() == 2
-    assert (runs.PLAN_TASK, queued.pk) in sent
-    assert (runs.WORK_TASK, running.pk) in sent
+    assert (PLAN_TASK, queued.pk) in sent
+    assert (WORK_TASK, running.pk) in sent
     # Once per lease, however often the sweep runs.
     sent.clear()
     assert runs.sweep() == 0

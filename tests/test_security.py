@@ -212,7 +212,7 @@ def test_with_debug_off_an_admin_failure_shows_no_traceback_or_sql(
     def database_down(*args, **kwargs):
         raise DatabaseError('SELECT "jobs_job"."id" FROM "jobs_job"')
 
-    monkeypatch.setattr("jobs.admin.JobAdmin.get_queryset", database_down)
+    monkeypatch.setattr("jobs.admin.jobs.JobAdmin.get_queryset", database_down)
     response = client.get(reverse("admin:jobs_job_changelist"))
     text = response.content.decode()
     assert response.status_code == 500

@@ -10,7 +10,8 @@ from jobs.api.serializers import job_answer, parse_fields_set
 from jobs.backends import LOADED
 from jobs.models import Channel, Job, JobTransitionLog
 from jobs.services import job_transition
-from jobs.sql import Wanted, lock_job, user_of_token
+from jobs.sql.lock import Wanted, lock_job
+from jobs.sql.tokens import user_of_token
 from jobs.transitions import TRANSITIONS
 from tests.factories import (
     AssignmentFactory,
@@ -199,7 +200,7 @@ def test_the_answer_and_rows_equal_the_plain_orms(dispatcher, declared, identifi
 
 def test_an_events_insert_writes_every_column_of_the_outbox():
     from jobs.models import Event
-    from jobs.sql import EVENT_COMPUTED, EVENT_FIELDS
+    from jobs.sql.writes import EVENT_COMPUTED, EVENT_FIELDS
 
     written = {*EVENT_FIELDS, *(name for name, _, _ in EVENT_COMPUTED)}
     assert {f.name for f in Event._meta.concrete_fields} == {"id", *written}

@@ -316,6 +316,6 @@ def test_a_sweep_that_finds_the_database_gone_warns_and_waits_for_the_next(monke
     def gone():
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(tasks, "fan_out", gone)
+    monkeypatch.setattr(tasks.webhooks, "fan_out", gone)
     assert tasks.sweep() == 0
     assert any("database unavailable" in r.getMessage() for r in caplog.records)

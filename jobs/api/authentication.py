@@ -17,7 +17,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import SlidingToken, Token
 
 from jobs.backends import LOADED
-from jobs.sql import token_released, user_of_token
+from jobs.sql.tokens import token_released, user_of_token
 
 
 class _SlidingTokenReleaseReadWithUser(SlidingToken):
@@ -50,7 +50,7 @@ class CrmTokenAuthentication(JWTAuthentication):
 
     The only token class is simplejwt's SlidingToken (settings.SIMPLE_JWT). The user, whether the
     token was released, and what the user may do are read in one query rather than four
-    (`jobs.sql.user_of_token`).
+    (`jobs.sql.tokens.user_of_token`).
     (simplejwt's CHECK_REVOKE_TOKEN, off by default, is not supported.)
     """
 

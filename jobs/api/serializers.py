@@ -80,7 +80,7 @@ class AssignmentSerializer(SparseSerializer):
 
     def get_attribute(self, instance: Any) -> Any:
         # A job moved by the service comes with its assignment, or the news that it has none
-        # (jobs.sql.lock_job), which reading `assigned_to` would ask the database for again.
+        # (jobs.sql.lock.lock_job), which reading `assigned_to` would ask the database for again.
         if hasattr(instance, "assigned_to_loaded"):
             return instance.assigned_to_loaded
         return super().get_attribute(instance)

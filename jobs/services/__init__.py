@@ -8,7 +8,7 @@ service owns what the model cannot, each concern in its own module:
   status and extra parameters each job enters;
 - `records`: the transition log row and the event each move leaves;
 - `writes`: the compare-and-set UPDATE and the INSERTs, in the caller's transaction;
-- `one`: a single job, locked with everything it and its answer need (`jobs.sql`);
+- `one`: a single job, locked with everything it and its answer need (`jobs.sql.lock`);
 - `bulk`: many jobs, batch by batch;
 - `forecast`: what a bulk run would do to a selection of any size, counted in SQL;
 - `selection` and `runs`: bulk runs in the background, carried out by Celery workers.

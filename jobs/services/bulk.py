@@ -63,7 +63,7 @@ READ = ("id", "number", "life_cycle_state", "status_id", "type_id", "expiration_
 
 def _locked(jobs: QuerySet[Job]) -> QuerySet[Job]:
     # One lock order for everyone, so two bulk runs cannot deadlock. The status a job leaves is a
-    # subquery, not a join: see jobs.sql.lock_job.
+    # subquery, not a join: see jobs.sql.lock.lock_job.
     return (
         jobs.select_for_update(of=("self",))
         .only(*READ)

@@ -14,7 +14,7 @@ from jobs.models import Job
 from jobs.services.records import Moment, Records
 from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
 from jobs.services.writes import LostRace, move_job, persist
-from jobs.sql import lock_job
+from jobs.sql.lock import lock_job
 
 # A job: the instance, its primary key, or a CRM.COM identifier object ({"id": …} or {"number": …}).
 JobRef = Job | int | Mapping[str, Any]

@@ -12,7 +12,7 @@ from django.db import connection, models
 from django.utils import timezone
 
 from jobs.models import Event, Job, JobTransitionLog, new_event_id
-from jobs.sql import EVENT_COMPUTED, EVENT_FIELDS, Rows
+from jobs.sql.writes import EVENT_COMPUTED, EVENT_FIELDS, Rows
 from jobs.transitions import JobTransition
 
 

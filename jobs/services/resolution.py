@@ -2,7 +2,7 @@
 
 A request names each choice (`Transition.choices`) by instance, by identifier object, or not at
 all (the job type's default). An entry asked for is read once per run: a single job reads it in
-its own lock (`jobs.sql.lock_job`), a bulk run on its first use.
+its own lock (`jobs.sql.lock.lock_job`), a bulk run on its first use.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jobs.exceptions import (
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
 from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
 from jobs.models import Job, JobType
-from jobs.sql import Wanted
+from jobs.sql.lock import Wanted
 from jobs.transitions import Choice, JobTransition, get_transition
 
 # A catalog entry as a caller names it: the instance, a CRM.COM identifier object ({"id": …},

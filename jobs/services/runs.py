@@ -1,6 +1,6 @@
 """Bulk transitions in the background: a run is a row written before any job moves, carried out
-by Celery workers (jobs.run_tasks) chunk by chunk through the same batch path as a bulk run in a
-request.
+by workers (jobs.tasks.runs, asked through jobs.services.engine) chunk by chunk through the same
+batch path as a bulk run in a request.
 
 - `queue_run` writes the run (QUEUED) and, once committed, asks for it to be planned.
 - `plan` counts the selection and cuts it into chunks (keyset pages of ids), then sends out
@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -38,45 +37,21 @@ from jobs.models import (
     TransitionRunChunk,
     new_event_id,
 )
+from jobs.services import engine
 from jobs.services.bulk import Batches, Outcome
 from jobs.services.records import EventRow, Moment
 from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest, ensure_permitted
 from jobs.services.selection import Selection
-from jobs.sql import EVENT_COMPUTED, EVENT_FIELDS, Rows, write
-from jobs.tasks import announce
+from jobs.sql.writes import EVENT_COMPUTED, EVENT_FIELDS, Rows, write
 
 logger = logging.getLogger(__name__)
 
-PLAN_TASK = "jobs.runs.plan"
-WORK_TASK = "jobs.runs.work"
 # How many numbers a run keeps of the jobs it moved, and of each skip reason.
 FIRST_NAMED = 5
 
 
 def _lease() -> timedelta:
     return timedelta(seconds=settings.JOBS_RUN_LEASE_SECONDS)
-
-
-# A run's messages are few: worth a short retry, which also replaces a connection the broker
-# dropped when it restarted (the first publish on it fails), at the cost of about a second when the
-# broker is really down.
-PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
-
-
-def _publish(task: str, run_id: int, copies: int = 1) -> None:
-    """Send messages for a run; a broker that is down is a warning: the sweep sends them again."""
-    try:
-        for _ in range(copies):
-            current_app.send_task(task, args=[run_id], retry=True, retry_policy=PUBLISH_RETRY)
-    except Exception as error:  # any broker failure: the run is safe in the database
-        logger.warning(
-            "could not reach the broker; the sweep will send this run's work again",
-            extra={"run": run_id, "error": type(error).__name__},
-        )
-
-
-def _after_commit(task: str, run_id: int, copies: int = 1) -> None:
-    transaction.on_commit(lambda: _publish(task, run_id, copies))
 
 
 # --- the doors' side ---------------------------------------------------------------------------
@@ -104,7 +79,7 @@ def queue_run(
             requested_by=user,
             channel=channel,
         )
-        _after_commit(PLAN_TASK, run.pk)
+        engine.run_queued(run.pk)
     logger.info("transition run queued", extra={"run": run.pk, "transition": run.transition})
     return run
 
@@ -154,7 +129,7 @@ def plan(run_id: int) -> None:
         if not bounds:
             _end(run, RunState.FINISHED)
             return
-        _after_commit(WORK_TASK, run.pk, copies=min(len(bounds), settings.JOBS_RUN_TASKS))
+        engine.run_planned(run.pk, copies=min(len(bounds), settings.JOBS_RUN_TASKS))
     logger.info("transition run planned", extra={"run": run_id, "chunks": len(bounds)})
 
 
@@ -309,7 +284,7 @@ def _end(run: TransitionRun, state: str) -> None:
     at = Moment.now()
     event = EventRow(new_event_id(), RUN_FINISHED, at.db_value, json.dumps(finished_data(run)))
     write(None, [Rows(Event, EVENT_FIELDS, [event], EVENT_COMPUTED)])
-    transaction.on_commit(announce)
+    engine.events_written()
     logger.info("transition run ended", extra={"run": run.pk, "state": state})
 
 
@@ -344,7 +319,7 @@ def sweep() -> int:
     )
     for run_id in list(queued.values_list("pk", flat=True)):
         TransitionRun.objects.filter(pk=run_id).update(nudged_date=now)
-        _publish(PLAN_TASK, run_id)
+        engine.plan_again(run_id)
         sent += 1
     running = TransitionRun.objects.filter(state=RunState.RUNNING, started_date__lt=now - lease)
     for run in list(running.filter(quiet).only("pk")):
@@ -353,6 +328,6 @@ def sweep() -> int:
         if finish_if_done(run.pk):
             continue
         TransitionRun.objects.filter(pk=run.pk).update(nudged_date=now)
-        _publish(WORK_TASK, run.pk, copies=settings.JOBS_RUN_TASKS)
+        engine.work_again(run.pk, copies=settings.JOBS_RUN_TASKS)
         sent += 1
     return sent

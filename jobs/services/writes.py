@@ -10,14 +10,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.db.models import Case, F, Q, Value, When
 
-from jobs import sql
 from jobs.models import Job
+from jobs.services import engine
 from jobs.services.records import Moment, Records
 from jobs.services.resolution import TransitionRequest
-from jobs.tasks import announce
+from jobs.sql import writes as sql
 
 # The columns a transition may change, and the service writes when it does.
 WRITABLE = tuple(
@@ -149,4 +149,4 @@ def persist(target: str, moves: list[Move], records: Records) -> None:
     if updated != len(moves):
         raise LostRace
     # One message per batch, once it has committed: never an event that did not happen.
-    transaction.on_commit(announce)
+    engine.events_written()

@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from jobs.admin_readonly import ReadOnlyAdmin
-from jobs.admin_transitions import in_admin_words, skip_label
+from jobs.admin.readonly import ReadOnlyAdmin
+from jobs.admin.transitions import in_admin_words, skip_label
 from jobs.exceptions import JobsError
 from jobs.models import JobStatus, JobType, LifeCycleState, TransitionRun
 from jobs.services import stop_run
@@ -80,6 +80,7 @@ def _selection_words(frozen: dict[str, str]) -> list[str]:
     return words
 
 
+@admin.register(TransitionRun)
 class TransitionRunAdmin(ReadOnlyAdmin):
     change_form_template = "admin/jobs/transitionrun/change_form.html"
     list_display = [

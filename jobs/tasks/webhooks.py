@@ -35,9 +35,9 @@ class _Announcer:
     """After a transition commits: ask a worker to fan its events out (`announce()`).
 
     The message goes from a thread of the process's own, so no request waits for the broker
-    (publishing took longer than the rest of a start request's own work). Commits that come while
-    a message is on its way, or less than ANNOUNCE_INTERVAL_SECONDS after it, share the next one:
-    a fan-out takes every event not yet fanned out.
+    (publishing is a round trip of its own, as long as a request's own work). Commits that come
+    while a message is on its way, or less than ANNOUNCE_INTERVAL_SECONDS after it, share the next
+    one: a fan-out takes every event not yet fanned out.
     Losing a message loses nothing (the sweep finds the events), so a broker that is down is a
     warning, not a failure; at exit the process waits a moment for what it was asked to send.
     """

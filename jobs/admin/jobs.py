@@ -1,0 +1,195 @@
+"""The job list and the job page: its fields, assignment, transition history and buttons (the
+transitions themselves are `jobs.admin.transitions`')."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django_fsm import ConcurrentTransition
+
+from jobs.admin.runs import link_to_run
+from jobs.admin.transitions import TransitionAdminMixin
+from jobs.models import Assignment, Job, JobTransitionLog
+
+
+class AssignmentInline(admin.StackedInline):
+    """Editable by those who may change the job (the page's Save button is theirs); read-only for
+    everyone else, with no empty form offered to someone who cannot save it."""
+
+    model = Assignment
+    max_num = 1
+    fields = ["user", "unit"]
+    verbose_name = verbose_name_plural = "assigned to"
+
+    def _may_edit(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.change_job")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_delete_permission(request, obj)
+
+    def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
+        return 1 if self.has_add_permission(request, obj) else 0
+
+
+class TransitionLogInline(admin.TabularInline):
+    model = JobTransitionLog
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at", "-id"]
+    fields = readonly_fields = [
+        "created_at",
+        "transition",
+        "from_state",
+        "to_state",
+        "from_status",
+        "to_status",
+        "user",
+        "channel",
+        "cancellation_reason",
+        "run_link",
+    ]
+    verbose_name_plural = "transition history"
+
+    @admin.display(description="run")
+    def run_link(self, entry: JobTransitionLog) -> str:
+        return link_to_run(entry.run_id)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("from_status", "to_status", "user", "cancellation_reason")
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
+    # Jobs are cancelled, not deleted in bulk: deleting takes their transition log (the audit
+    # trail) with them, and a statement bound on the server takes at most 65,535 parameters,
+    # which Django 5.2's delete of that many jobs would exceed (docs/deploy.md).
+    def get_actions(self, request: HttpRequest) -> dict[str, tuple]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    list_display = [
+        "number",
+        "state",
+        "status",
+        "type",
+        "assignee",
+        "short_description",
+        "updated",
+    ]
+    list_filter = [
+        "life_cycle_state",
+        "type",
+        "status",
+        ("assigned_to__user", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["type", "status", "assigned_to__user", "assigned_to__unit"]
+    search_fields = ["number", "description"]
+    fields = [
+        "number",
+        "description",
+        "type",
+        "life_cycle_state",
+        "status",
+        "rating_state",
+        "scheduled_date",
+        "expiration_date",
+        "cancellation_reason",
+        "actual_start_date",
+        "actual_completed_date",
+        "created_date",
+        "created_by_user",
+        "updated_date",
+        "updated_by_user",
+    ]
+    readonly_fields = [
+        "number",
+        "life_cycle_state",
+        "cancellation_reason",
+        "actual_start_date",
+        "actual_completed_date",
+        "created_date",
+        "created_by_user",
+        "updated_date",
+        "updated_by_user",
+    ]
+    inlines = [AssignmentInline, TransitionLogInline]
+
+    @admin.display(description="description")
+    def short_description(self, job: Job) -> str:
+        return job.description if len(job.description) <= 40 else job.description[:37] + "…"
+
+    @admin.display(description="state", ordering="life_cycle_state")
+    def state(self, job: Job) -> str:
+        return job.get_life_cycle_state_display()
+
+    @admin.display(description="updated", ordering="updated_date")
+    def updated(self, job: Job) -> str:
+        # Short enough to fit beside the other columns at common widths (Django's own format
+        # takes half as much again).
+        return date_format(timezone.localtime(job.updated_date), "Y-m-d H:i")
+
+    @admin.display(description="assigned to")
+    def assignee(self, job: Job) -> str:
+        try:
+            return str(job.assigned_to)
+        except ObjectDoesNotExist:
+            return "—"
+
+    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by_user = request.user
+        obj.updated_by_user = request.user
+        obj.updated_date = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context=None
+    ) -> HttpResponse:
+        # Django's page lists admin edits only ("no change history" for a job that moved many
+        # times): a job's history is its transitions.
+        log = reverse(f"admin:{JobTransitionLog._meta.app_label}_jobtransitionlog_changelist")
+        return HttpResponseRedirect(f"{log}?job__id__exact={object_id}")
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except ConcurrentTransition:
+            self.message_user(
+                request,
+                "This job changed state while you were editing it, so nothing was saved. "
+                "Review it and save again.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.path)
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["job", "user", "unit"]
+    list_select_related = ["job", "user", "unit"]
+    search_fields = ["job__number", "user__username", "unit__name"]
+    raw_id_fields = ["job"]

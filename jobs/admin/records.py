@@ -1,0 +1,57 @@
+"""What happened, read-only: the transition log (by job, by run) and the events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from jobs.admin.readonly import ReadOnlyAdmin
+from jobs.admin.runs import RunFilter, link_to_run
+from jobs.models import Event, JobTransitionLog
+
+
+@admin.register(JobTransitionLog)
+class JobTransitionLogAdmin(ReadOnlyAdmin):
+    """The record of what happened: readable, never editable."""
+
+    list_display = [
+        "created_at",
+        "job",
+        "transition",
+        "from_state",
+        "to_state",
+        "to_status",
+        "user",
+        "channel",
+        "run_link",
+    ]
+    list_filter = ["transition", "channel", "to_state", RunFilter]
+    list_select_related = ["job", "to_status", "user"]
+    search_fields = ["job__number"]
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, entry: JobTransitionLog) -> str:
+        return link_to_run(entry.run_id)
+
+    # The log is the jobs' history, which every job page shows: whoever may view jobs reads it.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    """The outbox, as other systems read it (GET events): readable, never editable."""
+
+    list_display = ["public_id", "type", "timestamp", "job_number"]
+    list_filter = ["type"]
+    search_fields = ["public_id", "data__job__number"]
+    readonly_fields = ["public_id", "type", "timestamp", "data", "txid"]
+
+    @admin.display(description="job")
+    def job_number(self, event: Event) -> str:
+        return event.data.get("job", {}).get("number", "")

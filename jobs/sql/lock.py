@@ -1,0 +1,186 @@
+"""One job's lock, reading everything its transition and its answer need: one query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import connection, models
+
+from jobs.models import Assignment, Job, JobStatus, JobType
+from jobs.sql.parts import Part, column, quote, table
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A catalog entry a transition asks for by identifier (a status, a cancellation reason):
+    read with the job, with whether the job's type allows it when that matters."""
+
+    model: type[models.Model]
+    field: str  # the identifier's field: id, name or alternative_code
+    check_allowed: bool
+
+
+@dataclass(frozen=True)
+class LockedRow:
+    """What one job's lock reads, as instances."""
+
+    job: Job
+    leaving_status: dict[str, Any]  # the status the job leaves, as its event names it
+    wanted: list[tuple[Any, bool]]  # each Wanted entry (or None) and whether the type allows it
+
+
+@dataclass(frozen=True)
+class _LockStatement:
+    sql: str
+    job: Part
+    job_type: Part
+    defaults: tuple[tuple[str, Part], ...]  # the type's default for each relation
+    assignment: tuple[Part, Part, Part] | None
+    author: Part | None
+    wanted: tuple[tuple[Part, bool], ...]
+
+
+@cache
+def _lock_statement(
+    vendor: str,
+    by: str,
+    type_defaults: tuple[str, ...],
+    wanted: tuple[Wanted, ...],
+    with_assignment: bool,
+    with_author: bool,
+) -> _LockStatement:
+    """One job's lock, by its `by` column, with its type, the type's defaults, the entries asked
+    for, and (for the caller's answer) its assignment and author."""
+    job = Part.of(Job, "j")
+    job_type = Part.of(JobType, "t")
+    status_pk, type_pk = quote(JobStatus._meta.pk.column), quote(JobType._meta.pk.column)
+    parts: list[Part] = [job, job_type]
+    joins = [f"JOIN {table(JobType)} t ON t.{type_pk} = j.{column(Job, 'type')}"]
+    defaults = []
+    for index, relation in enumerate(type_defaults):
+        target = JobType._meta.get_field(relation).related_model
+        part = Part.of(target, f"d{index}")
+        defaults.append((relation, part))
+        parts.append(part)
+        joins.append(
+            f"LEFT JOIN {table(target)} d{index} "
+            f"ON d{index}.{quote(target._meta.pk.column)} = t.{column(JobType, relation)}"
+        )
+    assignment = None
+    if with_assignment:
+        user_model = get_user_model()
+        assignment = (
+            Part.of(Assignment, "a"),
+            Part.of(user_model, "au", ["id", "username", "first_name", "last_name", "email"]),
+            Part.of(Group, "ag", ["id", "name"]),
+        )
+        parts.extend(assignment)
+        joins += [
+            f"LEFT JOIN {table(Assignment)} a ON a.{column(Assignment, 'job')} = j.{quote('id')}",
+            f"LEFT JOIN {table(user_model)} au "
+            f"ON au.{quote('id')} = a.{column(Assignment, 'user')}",
+            f"LEFT JOIN {table(Group)} ag ON ag.{quote('id')} = a.{column(Assignment, 'unit')}",
+        ]
+    author = None
+    if with_author:
+        user_model = get_user_model()
+        author = Part.of(user_model, "cu", ["id", "username"])
+        parts.append(author)
+        joins.append(
+            f"LEFT JOIN {table(user_model)} cu "
+            f"ON cu.{quote('id')} = j.{column(Job, 'created_by_user')}"
+        )
+    wanted_parts = []
+    allowed_checks = []
+    through = JobType.allowed_statuses.through
+    for index, entry in enumerate(wanted):
+        part = Part.of(entry.model, f"w{index}")
+        wanted_parts.append((part, entry.check_allowed))
+        parts.append(part)
+        joins.append(
+            f"LEFT JOIN {table(entry.model)} w{index} "
+            f"ON w{index}.{column(entry.model, entry.field)} = %s"
+        )
+        if entry.check_allowed:
+            allowed_checks.append(
+                f"EXISTS (SELECT 1 FROM {table(through)} x "
+                f"WHERE x.{column(through, 'jobtype')} = j.{column(Job, 'type')} "
+                f"AND x.{column(through, 'jobstatus')} = w{index}.{status_pk})"
+            )
+    # The status the job leaves comes from subqueries, not a join: when the row changed while we
+    # waited for its lock, PostgreSQL re-reads it, and a join on the old status would then drop
+    # the row (a job "not found" instead of a conflict).
+    leaving = [
+        f"(SELECT s.{column(JobStatus, name)} FROM {table(JobStatus)} s "
+        f"WHERE s.{status_pk} = j.{column(Job, 'status')})"
+        for name in ("name", "alternative_code")
+    ]
+    columns = [c for part in parts for c in part.select] + leaving + allowed_checks
+    # FOR UPDATE OF the job alone: PostgreSQL refuses to lock the nullable side of an outer join.
+    # SQLite has no row locks; its writers take turns (BEGIN IMMEDIATE, see settings) and the
+    # compare-and-set write catches the rest.
+    lock = " FOR UPDATE OF j" if vendor == "postgresql" else ""
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {table(Job)} j {' '.join(joins)} "
+        f"WHERE j.{column(Job, by)} = %s{lock}"
+    )
+    return _LockStatement(
+        sql, job, job_type, tuple(defaults), assignment, author, tuple(wanted_parts)
+    )
+
+
+def lock_job(
+    by: str,
+    value: Any,
+    *,
+    type_defaults: tuple[str, ...],
+    wanted: Sequence[tuple[Wanted, Any]] = (),
+    with_assignment: bool = False,
+    with_author: bool = False,
+) -> LockedRow | None:
+    """Lock the job whose `by` column is `value` (inside a transaction), reading everything a
+    transition and its answer need: one query."""
+    statement = _lock_statement(
+        connection.vendor,
+        by,
+        tuple(type_defaults),
+        tuple(entry for entry, _ in wanted),
+        with_assignment,
+        with_author,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, [*(v for _, v in wanted), value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = iter(row)
+
+    def take(part: Part) -> Any:
+        return part.build([next(values) for _ in part.fields])
+
+    job: Job = take(statement.job)
+    job.type = take(statement.job_type)
+    for relation, part in statement.defaults:
+        setattr(job.type, relation, take(part))
+    if statement.assignment is not None:
+        assignment, user, unit = (take(p) for p in statement.assignment)
+        if assignment is not None:
+            assignment.user, assignment.unit = user, unit
+            assignment.job = job
+        job.assigned_to_loaded = assignment
+    if statement.author is not None:
+        job.created_by_user = take(statement.author)
+    found = [take(part) for part, _ in statement.wanted]
+    name, alternative_code = next(values), next(values)
+    leaving = {"id": job.status_id, "name": name, "alternative_code": alternative_code}
+    checks = iter(values)
+    wanted_rows = [
+        (entry, bool(next(checks)) if check_allowed else True)
+        for entry, (_, check_allowed) in zip(found, statement.wanted, strict=True)
+    ]
+    return LockedRow(job, leaving, wanted_rows)

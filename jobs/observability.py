@@ -137,6 +137,35 @@ def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     )
 
 
+# PgBouncer in transaction mode before 1.21 hands a connection's prepared statements to other
+# server connections, where they do not exist or already exist: PostgreSQL's SQLSTATEs for both.
+PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
+_prepared_statements_named = False
+
+
+def name_prepared_statement_trouble(exception: BaseException) -> None:
+    """Say, once per process, what to set when the database lost track of prepared statements:
+    without it the log showed an error about a statement name nobody wrote."""
+    global _prepared_statements_named
+    cause = exception.__cause__ or exception
+    if (
+        _prepared_statements_named
+        or getattr(cause, "sqlstate", None) not in PREPARED_STATEMENT_STATES
+    ):
+        return
+    _prepared_statements_named = True
+    logger.error(
+        "The database does not know this process's prepared statements: behind PgBouncer in "
+        "transaction mode before 1.21, set DATABASE_PREPARED_STATEMENTS=none (or run PgBouncer "
+        "1.21 or later with max_prepared_statements); see docs/deploy.md",
+        extra={
+            "sqlstate": cause.sqlstate,
+            "setting": "DATABASE_PREPARED_STATEMENTS",
+            "value": settings.DATABASE_PREPARED_STATEMENTS,
+        },
+    )
+
+
 class DatabaseUnavailableMiddleware:
     """A request that finds the database gone (restarting, failing over) answers 503 with
     Retry-After, not 500; Django reconnects by itself on a later request (conn_health_checks)."""
@@ -148,6 +177,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        name_prepared_statement_trouble(exception)
         if isinstance(exception, DATABASE_UNAVAILABLE):
             logger.warning("database unavailable", extra={"error": type(exception).__name__})
             return database_unavailable_response(request)

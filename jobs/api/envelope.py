@@ -19,7 +19,11 @@ from rest_framework.views import set_rollback
 
 from jobs.contract import envelope
 from jobs.exceptions import JobsError, every_error
-from jobs.observability import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from jobs.observability import (
+    DATABASE_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
+    name_prepared_statement_trouble,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +156,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             f"Method {context['request'].method} is not allowed here.",
             "See GET schema for the methods of each endpoint.",
         )
+    name_prepared_statement_trouble(exc)
     logger.exception("Unexpected error in %s", context.get("view").__class__.__name__)
     return error_response(
         "INTERNAL_ERROR",

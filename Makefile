@@ -46,13 +46,13 @@ serve: install
 test: install
 	$(PY) -m pytest
 
-# The suite again on Python 3.12 with the newest Django 6 the dependencies accept (CI runs both).
+# The suite again on Python 3.12 with the newest Django, 6.1 (CI runs both lines).
 NEXT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
 NEXT_VENV ?= .venv-next
 test-next:
 	test -x $(NEXT_VENV)/bin/python || $(NEXT_PYTHON) -m venv $(NEXT_VENV)
 	$(NEXT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(NEXT_VENV)/bin/python -m pip install --quiet -e ".[dev]" "Django>=6,<7"
+	$(NEXT_VENV)/bin/python -m pip install --quiet -e ".[dev]" "Django>=6.1,<7"
 	$(NEXT_VENV)/bin/python -c "import django; print('Django', django.get_version())"
 	$(NEXT_VENV)/bin/python -m pytest
 

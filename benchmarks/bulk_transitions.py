@@ -227,7 +227,7 @@ def run_naive(declared, user) -> None:
             from_state, from_status = job.life_cycle_state, job.status_id
             status = getattr(job.type, declared.default_status_field)
             extra = {p.name: getattr(job.type, p.type_default_field) for p in declared.parameters}
-            declared.run(job, status=status, by=user, at=timezone.now(), **extra)
+            declared.apply(job, status=status, by=user, at=timezone.now(), **extra)
             job.save()
             JobTransitionLog.objects.create(
                 job=job,

@@ -87,7 +87,6 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_prometheus",
     "jobs",
 ]
 
@@ -96,7 +95,8 @@ INSTALLED_APPS = [
 METRICS_ENABLED = env_flag("METRICS_ENABLED", default=False)
 
 MIDDLEWARE = [
-    *(["django_prometheus.middleware.PrometheusBeforeMiddleware"] if METRICS_ENABLED else []),
+    # First, so it times and counts everything the request does (jobs.metrics).
+    *(["jobs.metrics.MetricsMiddleware"] if METRICS_ENABLED else []),
     "jobs.observability.RequestLogMiddleware",
     # Before anything reads the Host header: probes come by address (jobs.health).
     "jobs.health.ProbesAnyHost",
@@ -111,7 +111,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    *(["django_prometheus.middleware.PrometheusAfterMiddleware"] if METRICS_ENABLED else []),
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -171,10 +170,6 @@ if (
         server_side_binding=True, prepare_threshold=1
     )
 
-# Prometheus counts queries and their errors by wrapping the database backend.
-if METRICS_ENABLED:
-    engine = DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    DATABASES["default"]["ENGINE"] = f"django_prometheus.db.backends.{engine}"
 # Who may read /metrics when it is on: by client address, loopback unless told otherwise.
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
 

@@ -1,20 +1,28 @@
 """The domain's few failures, each carrying its error code from the API contract (the README
 lists every code).
 
-Doors translate them: the API into the envelope, the admin into messages, the command into
-lines and exit codes. `http_status` is the contract's table of codes (README), which the API's
-envelope reads; nothing else here knows about HTTP.
+The service raises a refusal as its code with data (`JobStateConflict(job="JB00019",
+state="COMPLETED", transition="start_progress")`); each door puts it in its own words: the API in
+the envelope (jobs.api.words), the admin in its messages (jobs.admin.words), the command in its
+lines (jobs.management.words). A door's own refusals (a malformed parameter) carry their words
+from the start: `InvalidParameter("…", "…")`. `http_status` is the contract's table of codes,
+which the API's envelope reads; nothing else here knows about HTTP.
 """
+
+from typing import Any
 
 
 class JobsError(Exception):
     code = "INTERNAL_ERROR"
     http_status = 500
 
-    def __init__(self, message: str, description: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "", description: str = "", **data: Any) -> None:
+        # A refusal with data reads, in a log or a traceback, as its code and data.
+        facts = ", ".join(f"{name}={value}" for name, value in data.items())
+        super().__init__(message or f"{self.code}: {facts}")
         self.message = message
         self.description = description
+        self.data = data
 
 
 class PermissionDenied(JobsError):

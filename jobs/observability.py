@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.functional import SimpleLazyObject
-from django_prometheus.exports import ExportToDjangoView
 
 from jobs.contract import envelope
+from jobs.metrics import exposition
 
 logger = logging.getLogger("jobs.requests")
 
@@ -215,4 +215,4 @@ def metrics(request: HttpRequest) -> Any:
     else there is nothing here."""
     if not settings.METRICS_ENABLED or not _allowed(request.META.get("REMOTE_ADDR", "")):
         raise Http404
-    return ExportToDjangoView(request)
+    return exposition()

@@ -44,9 +44,6 @@ class Choice:
     required: bool = False  # whether a job whose type has no default is refused
 
 
-# Kept as the name of a transition's extra parameters, which are choices like the status.
-ExtraParameter = Choice
-
 CANCELLATION_REASON = Choice(
     name="cancellation_reason",
     model=JobCancellationReason,
@@ -118,7 +115,8 @@ class JobTransition:
         """Whether the job's current state lets this transition run (django-fsm decides)."""
         return can_proceed(getattr(job, self.name))
 
-    def run(self, job: Job, **kwargs: Any) -> None:
+    def apply(self, job: Job, **kwargs: Any) -> None:
+        """Run the model's transition on `job`, in memory."""
         getattr(job, self.name)(**kwargs)
 
     @cached_property

@@ -8,6 +8,8 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs.admin.transitions import NAMED_ON_PAGE
+from jobs.admin.words import admin_words
+from jobs.exceptions import NoDefaultStatus, StatusNotFound
 from jobs.models import Job, JobTransitionLog, LifeCycleState
 from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
 from tests.factories import (
@@ -253,9 +255,7 @@ def test_the_action_first_shows_what_will_start_and_what_will_be_skipped_and_why
     assert response.status_code == 200
     assert response.template_name == "admin/jobs/job/transition_confirmation.html"
     assert response.context["forecast"].moving_first == [pending.number]
-    skipped = {
-        skip["group"].numbers[0]: skip["group"].reason for skip in response.context["skipped"]
-    }
+    skipped = {skip["group"].numbers[0]: skip["reason"] for skip in response.context["skipped"]}
     assert skipped[done.number] == (
         f"Job {done.number} is COMPLETED; only PENDING jobs can be started."
     )
@@ -616,16 +616,13 @@ def test_a_button_offers_only_the_choices_that_can_work_for_the_jobs_type(dispat
 
 
 def test_a_refusal_in_the_admin_names_the_pages_fields_not_the_apis():
-    from jobs.admin.transitions import in_admin_words
-    from jobs.exceptions import NoDefaultStatus
-
-    refusal = NoDefaultStatus(
-        "Job type Site survey has no default status on submit.",
-        "Name a status in status_identifier, or set the type's default status on submit.",
+    refusal = NoDefaultStatus(type="Site survey", field="default_submit_status", choice="status")
+    assert admin_words(refusal) == (
+        "Job type Site survey has no default status on submit. "
+        "Choose a status, or set the type's default status on submit."
     )
-    words = in_admin_words(refusal)
-    assert "status_identifier" not in words
-    assert words.count("Site survey") == 1
+    gone = StatusNotFound(choice="status")
+    assert admin_words(gone) == "The status chosen no longer exists. Choose another."
 
 
 def test_the_assignment_is_read_only_for_those_who_cannot_save_the_job(dispatcher):

@@ -105,7 +105,7 @@ def test_a_batch_that_fails_announces_nothing(dispatcher):
 @pytest.mark.django_db
 def test_a_refused_transition_announces_nothing(dispatcher):
     job = JobFactory(life_cycle_state=LifeCycleState.COMPLETED)
-    with pytest.raises(JobStateConflict, match="only PENDING"):
+    with pytest.raises(JobStateConflict, match="state=COMPLETED"):
         job_transition(transition="start_progress", job=job, user=dispatcher, channel="api")
     assert not Event.objects.exists()
 

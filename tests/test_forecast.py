@@ -67,7 +67,8 @@ def test_the_forecast_counts_what_a_dry_run_decides_job_by_job(name, mixed_jobs,
         for group in counted.skipped:
             in_dry_run = [o for o in dry.skipped if o.code == group.code]
             assert group.numbers == [o.number for o in in_dry_run][:20]
-            assert group.reason == in_dry_run[0].reason
+            first = in_dry_run[0].refusal
+            assert (group.refusal.code, group.refusal.data) == (first.code, first.data)
 
 
 def test_the_forecast_names_the_first_jobs_that_will_move(dispatcher):

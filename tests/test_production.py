@@ -224,16 +224,18 @@ def test_health_answers_every_method_without_authentication(served):
 
 def test_metrics_add_up_every_worker_and_count_database_queries(served):
     for _ in range(6):
+        request(served.port, "GET", "/health/ready")
         request(served.port, "GET", "/crmapi/rest/v2/jobs")
     status, _, page = request(served.port, "GET", "/metrics")
     assert status == 200
     text = page.decode()
     assert "django_http_requests_total_by_method_total" in text
     assert "django_db_execute_total" in text  # the database backend is wrapped
-    # Probes are answered before any view is chosen (they come by address): counted by method.
     by_view = "django_http_requests_total_by_view_transport_method_total"
-    counted = re.findall(rf'{by_view}\{{[^}}]*view="job-list"[^}}]*\}} ([0-9.]+)', text)
-    assert sum(float(n) for n in counted) >= 6  # from both workers, added up
+    for view in ("health-ready", "job-list"):
+        counted = re.findall(rf'{by_view}\{{[^}}]*view="{view}"[^}}]*\}} ([0-9.]+)', text)
+        assert sum(float(n) for n in counted) >= 6, view  # from both workers, added up
+    assert re.search(r'django_db_execute_total\{alias="default",vendor="[a-z]+"\} [1-9]', text)
 
 
 def test_a_host_not_allowed_is_a_400_in_the_envelope(served):
@@ -518,7 +520,7 @@ def test_prepared_statements_on_postgresql(value, prepares, binds_every_statemen
 @pytest.mark.parametrize("enabled", ["0", "1"])
 def test_requests_are_counted_for_prometheus_only_when_metrics_are_enabled(enabled):
     middleware = settings_with("MIDDLEWARE", METRICS_ENABLED=enabled).stdout
-    assert middleware.count("django_prometheus.middleware") == (2 if enabled == "1" else 0)
+    assert middleware.count("jobs.metrics.MetricsMiddleware") == (1 if enabled == "1" else 0)
 
 
 def test_an_unknown_prepared_statements_value_is_refused_at_start():

@@ -140,7 +140,7 @@ def orm_answer(declared, job, user, selection, extra):
     chosen = {"status": getattr(job.type, declared.default_status_field), **extra}
     with transaction.atomic():
         locked = Job.objects.select_for_update().select_related("type").get(pk=job.pk)
-        declared.run(locked, by=user, at=locked.updated_date, **chosen)
+        declared.apply(locked, by=user, at=locked.updated_date, **chosen)
         locked.save()
     answer = job_answer(selection)
     return answer.render(answer.shape(Job.objects.filter(pk=job.pk)).get())

@@ -86,8 +86,10 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     # Jobs are cancelled, not deleted in bulk: deleting takes their transition log (the audit
     # trail) with them, and a statement bound on the server takes at most 65,535 parameters,
     # which Django 5.2's delete of that many jobs would exceed (docs/deploy.md).
-    def get_actions(self, request: HttpRequest) -> dict[str, tuple]:
-        actions = super().get_actions(request)
+    # Django 6.1 adds where the actions are shown (`action_location`); passed on as given, so
+    # both Django lines are served.
+    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, tuple]:
+        actions = super().get_actions(request, *args, **kwargs)
         actions.pop("delete_selected", None)
         return actions
 

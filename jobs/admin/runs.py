@@ -13,7 +13,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from jobs.admin.readonly import ReadOnlyAdmin
-from jobs.admin.transitions import in_admin_words, skip_label
+from jobs.admin.transitions import skip_label
+from jobs.admin.words import admin_words
 from jobs.exceptions import JobsError
 from jobs.models import JobStatus, JobType, LifeCycleState, TransitionRun
 from jobs.services import stop_run
@@ -182,7 +183,7 @@ class TransitionRunAdmin(ReadOnlyAdmin):
         try:
             run = stop_run(object_id, user=request.user)
         except JobsError as refusal:
-            self.message_user(request, in_admin_words(refusal), messages.ERROR)
+            self.message_user(request, admin_words(refusal), messages.ERROR)
         else:
             if run.ended:
                 self.message_user(request, f"Run {run.pk} is {run.get_state_display().lower()}.")

@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from jobs.admin.words import admin_reason, admin_words
 from jobs.exceptions import JobsError
 from jobs.identifiers import is_number
 from jobs.models import Channel, Job, JobStatus
@@ -32,7 +33,7 @@ from jobs.services import (
     job_transition,
     queue_run,
 )
-from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
+from jobs.transitions import TRANSITIONS, Choice, JobTransition
 
 CONFIRMATION_TEMPLATE = "admin/jobs/job/transition_confirmation.html"
 # How many job numbers a page or a message names before it only counts.
@@ -82,14 +83,15 @@ def status_choices(
     return default + [(str(s.pk), s.name) for s in statuses]
 
 
-def parameter_choices(parameter: ExtraParameter) -> list[tuple[str, str]]:
+def parameter_choices(parameter: Choice) -> list[tuple[str, str]]:
     entries = parameter.model.objects.order_by("name").values_list("pk", "name")
     return [("", "The type's default, if any")] + [(str(pk), name) for pk, name in entries]
 
 
-def chosen(entry_id: str | None) -> dict[str, str] | None:
-    """An entry picked in a form ("" for the type's default) as the service's identifier."""
-    return {"id": entry_id} if entry_id else None
+def chosen(entry_id: str | None) -> dict[str, int] | None:
+    """An entry picked in a form ("" for the type's default) as the service's identifier; a
+    value no choice of the form has names nothing."""
+    return {"id": int(entry_id) if is_number(entry_id) else 0} if entry_id else None
 
 
 def skipped_message(declared: JobTransition, skipped: list[Outcome]) -> str:
@@ -140,18 +142,6 @@ def frozen_selection(request: HttpRequest, queryset: QuerySet[Job]) -> Selection
     return Selection.of_ids(queryset.values_list("pk", flat=True))
 
 
-def in_admin_words(refusal: JobsError) -> str:
-    """A refusal as the admin says it: the API's parameter names become the page's fields."""
-    text = refusal.message
-    if refusal.description and refusal.description != refusal.message:
-        text = f"{text} {refusal.description}"
-    for choice in {c.api_name: c for t in TRANSITIONS.values() for c in t.choices}.values():
-        field = choice.label.lower()
-        text = text.replace(f"in {choice.api_name}", f"as the {field}")
-        text = text.replace(choice.api_name, f"the {field} chosen")
-    return text
-
-
 def _plural(count: int) -> str:
     return f"{count} job{'s' if count != 1 else ''}"
 
@@ -164,8 +154,10 @@ class TransitionAdminMixin:
 
     # --- the bulk actions ---------------------------------------------------------------------
 
-    def get_actions(self, request: HttpRequest) -> dict[str, tuple]:
-        actions = super().get_actions(request)
+    # Django 6.1 adds where the actions are shown (`action_location`); passed on as given, so
+    # both Django lines are served.
+    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, tuple]:
+        actions = super().get_actions(request, *args, **kwargs)
         if self.actions is None or IS_POPUP_VAR in request.GET:  # as Django's own actions
             return actions
         for declared in TRANSITIONS.values():
@@ -218,7 +210,11 @@ class TransitionAdminMixin:
             "transition": declared,
             "forecast": counted,
             "skipped": [
-                {"label": skip_label(declared, group.code), "group": group}
+                {
+                    "label": skip_label(declared, group.code),
+                    "group": group,
+                    "reason": admin_reason(group.refusal) if group.refusal else "",
+                }
                 for group in counted.skipped
             ],
             "will_run_more": counted.moving - len(counted.moving_first),
@@ -301,7 +297,7 @@ class TransitionAdminMixin:
         )
 
     def _refused(self, request: HttpRequest, refusal: JobsError) -> None:
-        self.message_user(request, in_admin_words(refusal), messages.ERROR)
+        self.message_user(request, admin_words(refusal), messages.ERROR)
 
     # --- the buttons on the job page ----------------------------------------------------------
 

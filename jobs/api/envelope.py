@@ -17,6 +17,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from jobs.api.words import say
 from jobs.contract import envelope
 from jobs.exceptions import JobsError, every_error
 from jobs.observability import (
@@ -69,7 +70,7 @@ def _first_message(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     set_rollback()
     if isinstance(exc, JobsError):
-        return error_response(exc.code, exc.message, exc.description)
+        return error_response(exc.code, *say(exc))
     if isinstance(exc, drf.NotAuthenticated):
         return error_response(
             "AUTHENTICATION_FAILED",

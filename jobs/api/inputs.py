@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.api.schema import NON_EMPTY_TEXT, ROW_ID, TextField
-from jobs.api.serializers import Selection, allowed_names, fields_set_schema, parse_fields_set
+from jobs.api.serializers import FieldsTree, allowed_names, fields_set_schema, parse_fields_set
 from jobs.exceptions import InvalidParameter
 from jobs.filters import FILTER_DESCRIPTIONS
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, JOB_IDENTIFIER_FIELDS, parse_identifier
@@ -83,7 +83,7 @@ class _ParsedField(serializers.Field):
     }
 )
 class FieldsSetField(_ParsedField):
-    def to_internal_value(self, data: Any) -> Selection | None:
+    def to_internal_value(self, data: Any) -> FieldsTree | None:
         if data is None:
             raise InvalidParameter(
                 "fields_set must not be null.", "Leave fields_set out to get every field."

@@ -20,6 +20,7 @@ from jobs.api.inputs import PAGING, RUN_INPUTS, StopInput, only_query
 from jobs.api.pagination import CrmPagination
 from jobs.api.schema import ID_IN_PATH, enveloped, errors
 from jobs.api.serializers import UserReferenceSerializer
+from jobs.api.words import say
 from jobs.exceptions import InvalidParameter, MandatoryParameterMissing, TransitionRunNotFound
 from jobs.identifiers import id_in_range
 from jobs.models import Channel, RunState, TransitionRun
@@ -83,7 +84,11 @@ class ForecastSerializer(serializers.Serializer):
             "moving": counted.moving,
             "moving_first": counted.moving_first,
             "skipped": {
-                group.code: {"count": group.count, "numbers": group.numbers, "reason": group.reason}
+                group.code: {
+                    "count": group.count,
+                    "numbers": group.numbers,
+                    "reason": say(group.refusal)[0] if group.refusal else "",
+                }
                 for group in counted.skipped
             },
         }

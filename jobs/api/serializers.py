@@ -23,7 +23,7 @@ from jobs.exceptions import InvalidParameter
 from jobs.models import Channel, FulfillmentScope, Job, LifeCycleState, RatingState
 from jobs.transitions import TRANSITIONS
 
-Selection = dict[str, "Selection | None"]
+FieldsTree = dict[str, "FieldsTree | None"]
 
 
 @extend_schema_field({"type": "string"})
@@ -36,9 +36,9 @@ class ComputedField(serializers.ReadOnlyField):
 
 
 class SparseSerializer(serializers.Serializer):
-    _selection: Selection | None = None
+    _selection: FieldsTree | None = None
 
-    def __init__(self, *args: Any, selection: Selection | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, selection: FieldsTree | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if selection is not None:
             self.prune(selection)
@@ -53,7 +53,7 @@ class SparseSerializer(serializers.Serializer):
             field.required = False  # fields_set may leave any field out of an answer
         return fields
 
-    def prune(self, selection: Selection) -> None:
+    def prune(self, selection: FieldsTree) -> None:
         self._selection = selection  # read by get_fields, if the fields are not built yet
         for name in list(self.fields):
             if name not in selection:
@@ -197,7 +197,7 @@ def allowed_names() -> tuple[str, ...]:
     return tuple(_names(JobSerializer()))
 
 
-def parse_fields_set(raw: Any) -> Selection | None:
+def parse_fields_set(raw: Any) -> FieldsTree | None:
     """`fields_set` (a comma-separated string or a list of names) as a selection tree; None for
     every field. Spaces and repeats are forgiven; an empty or unknown name is not."""
     if raw is None:
@@ -224,13 +224,13 @@ def parse_fields_set(raw: Any) -> Selection | None:
             f"fields_set names unknown fields: {', '.join(map(repr, unknown))[:200]}.",
             f"Allowed names: {', '.join(allowed_names())}.",
         )
-    selection: Selection = {}
+    selection: FieldsTree = {}
     for name in names:
         _select(selection, name.split("."))
     return selection
 
 
-def _select(tree: Selection, parts: list[str]) -> None:
+def _select(tree: FieldsTree, parts: list[str]) -> None:
     head, rest = parts[0], parts[1:]
     if not rest:
         tree[head] = None  # the whole field, whatever was selected inside it before
@@ -269,7 +269,7 @@ class JobAnswer:
     rendering a job with it. Rendering only reads the serializer, so threads may share it.
     """
 
-    def __init__(self, selection: Selection | None) -> None:
+    def __init__(self, selection: FieldsTree | None) -> None:
         self._serializer = JobSerializer(selection=selection)
         columns, relations = load_plan(self._serializer)
         self.columns = tuple(sorted(columns))
@@ -286,17 +286,17 @@ class JobAnswer:
         return jobs.only("id", "life_cycle_state", *self.columns)
 
 
-def job_answer(selection: Selection | None) -> JobAnswer:
+def job_answer(selection: FieldsTree | None) -> JobAnswer:
     return _job_answer(_frozen(selection))
 
 
-def _frozen(selection: Selection | None) -> Any:
+def _frozen(selection: FieldsTree | None) -> Any:
     if selection is None:
         return None
     return tuple(sorted((name, _frozen(inner)) for name, inner in selection.items()))
 
 
-def _thawed(frozen: Any) -> Selection | None:
+def _thawed(frozen: Any) -> FieldsTree | None:
     return None if frozen is None else {name: _thawed(inner) for name, inner in frozen}
 
 

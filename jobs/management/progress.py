@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from django.core.management.base import OutputWrapper
 from tqdm import tqdm
 
+from jobs.management.exit_codes import ALL_MOVED, SOME_NOT_MOVED
 from jobs.models import RunState, TransitionRun
-from jobs.services import get_run
+from jobs.services import get_run, runs
 from jobs.transitions import TRANSITIONS
 
 # Exit codes, as for a run in the command itself: 0 all moved, 1 some skipped (or the run did
 # not finish), 2 bad arguments.
-ALL_MOVED, SOME_NOT_MOVED = 0, 1
 
 
 class Progress:
@@ -75,7 +75,7 @@ def follow_run(
 
 def report_run(run: TransitionRun, stdout: OutputWrapper, fmt: str) -> None:
     if fmt == "json":
-        stdout.write(json.dumps(run_document(run), indent=2))
+        stdout.write(json.dumps(runs.summary(run), indent=2))
         return
     declared = TRANSITIONS.get(run.transition)
     past = declared.past if declared else "moved"
@@ -89,15 +89,3 @@ def report_run(run: TransitionRun, stdout: OutputWrapper, fmt: str) -> None:
         stdout.write(f"skipped  {code}  {group['count']}: {', '.join(group['numbers'])}{more}")
     if run.error:
         stdout.write(f"error: {run.error}")
-
-
-def run_document(run: TransitionRun) -> dict[str, Any]:
-    return {
-        "run": run.pk,
-        "transition": run.transition,
-        "state": run.state,
-        "selected": run.selected,
-        "moved": run.moved,
-        "skipped": run.skipped,
-        "error": run.error,
-    }

@@ -4,14 +4,19 @@ command, for every transition declared in `jobs.transitions`.
 The transition itself (`Job.submit`, `Job.start_progress`, …) is pure and lives on the model. The
 service owns what the model cannot, each concern in its own module:
 
-- `resolution`: the permission check (django-fsm does not check `permission=` on a call) and the
-  status and extra parameters each job enters;
-- `records`: the transition log row and the event each move leaves;
+- `resolution`: the order (`TransitionOrder`): the permission check (django-fsm does not check
+  `permission=` on a call), every refusal rule stated once (for one job in memory and for any
+  selection in SQL), the status and extra parameters each job enters, and the move in memory;
+- `moves`: a job moved in memory, with what it was read as;
 - `writes`: the compare-and-set UPDATE and the INSERTs, in the caller's transaction;
+- `records`: the transition log rows and the events the writes insert;
 - `one`: a single job, locked with everything it and its answer need (`jobs.sql.lock`);
 - `bulk`: many jobs, batch by batch;
 - `forecast`: what a bulk run would do to a selection of any size, counted in SQL;
-- `selection` and `runs`: bulk runs in the background, carried out by Celery workers.
+- `selection` and `runs`: bulk runs in the background, carried out by workers;
+- `engine`: the one seam to the task engine (what must happen after commit).
+
+Refusals are raised as codes with data (jobs.exceptions); the doors word them.
 """
 
 from jobs.services.bulk import BulkSummary, Outcome, job_bulk_transition
@@ -19,13 +24,14 @@ from jobs.services.forecast import Forecast, forecast
 from jobs.services.one import job_transition
 from jobs.services.resolution import ensure_may_view, ensure_permitted
 from jobs.services.runs import get_run, queue_run, stop_run
-from jobs.services.selection import Selection
+from jobs.services.selection import Selection, eligible_jobs
 
 __all__ = [
     "BulkSummary",
     "Forecast",
     "Outcome",
     "Selection",
+    "eligible_jobs",
     "ensure_may_view",
     "ensure_permitted",
     "forecast",

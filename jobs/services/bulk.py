@@ -20,9 +20,10 @@ from django.db.models.functions import JSONObject
 
 from jobs.exceptions import JobNotFound, JobsError, JobStateConflict
 from jobs.models import Job, JobStatus, JobType
-from jobs.services.records import Moment, Records
-from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
-from jobs.services.writes import LostRace, Move, move_job, persist
+from jobs.services.moves import Move
+from jobs.services.records import Moment
+from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef
+from jobs.services.writes import LostRace, persist
 
 logger = logging.getLogger(__name__)
 # A batch whose rows the database could not lock for us (SQLite) is redone this many times
@@ -32,12 +33,16 @@ RACE_RETRIES = 3
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one job of a bulk run (or, in a dry run, what would happen)."""
+    """What happened to one job of a bulk run (or, in a dry run, what would happen): moved, or
+    refused (the refusal's code with its data, for the door to put in words)."""
 
     number: str
     done: bool
-    code: str = ""
-    reason: str = ""
+    refusal: JobsError | None = None
+
+    @property
+    def code(self) -> str:
+        return self.refusal.code if self.refusal is not None else ""
 
 
 @dataclass(slots=True)
@@ -112,13 +117,13 @@ def job_bulk_transition(
     jobs done and the skipped ones. With `dry_run`, nothing is locked or written: the outcomes
     say what would happen.
     """
-    request = TransitionRequest.build(
+    order = TransitionOrder.build(
         transition, status=status, parameters=parameters, user=user, channel=channel
     )
     size = batch_size or settings.JOBS_BULK_BATCH_SIZE
     if size < 1:
         raise ValueError("batch_size must be at least 1")
-    run = Batches.of(request, dry_run=dry_run)
+    batches = Batches.of(order, dry_run=dry_run)
     summary = BulkSummary(dry_run=dry_run)
 
     def record(outcomes: list[Outcome]) -> None:
@@ -139,7 +144,7 @@ def job_bulk_transition(
         ids = jobs.order_by("pk").values_list("pk", flat=True)
         last_pk = 0
         while batch := list(ids.filter(pk__gt=last_pk)[:size]):
-            record(run.batch(Job.objects.filter(pk__in=batch)))
+            record(batches.batch(Job.objects.filter(pk__in=batch)))
             if len(batch) < size:
                 break
             last_pk = batch[-1]
@@ -147,14 +152,9 @@ def job_bulk_transition(
         numbers = _dedupe(jobs)
         for start in range(0, len(numbers), size):
             chunk = numbers[start : start + size]
-            outcomes = run.batch(Job.objects.filter(number__in=chunk))
+            outcomes = batches.batch(Job.objects.filter(number__in=chunk))
             found = {outcome.number: outcome for outcome in outcomes}
-            record(
-                [
-                    found.get(n) or Outcome(n, False, JobNotFound.code, "No job has this number.")
-                    for n in chunk
-                ]
-            )
+            record([found.get(n) or Outcome(n, False, JobNotFound(number=n)) for n in chunk])
     return summary
 
 
@@ -163,13 +163,13 @@ class Batches:
     """The batch path every bulk run takes, in the request or in a background worker: lock,
     check, compare-and-set, log and events, one transaction (or savepoint) per batch."""
 
-    request: TransitionRequest
+    order: TransitionOrder
     types: _TypeCache
     dry_run: bool = False
 
     @classmethod
-    def of(cls, request: TransitionRequest, *, dry_run: bool = False) -> Batches:
-        return cls(request, _TypeCache(request.transition.type_defaults), dry_run)
+    def of(cls, order: TransitionOrder, *, dry_run: bool = False) -> Batches:
+        return cls(order, _TypeCache(order.transition.type_defaults), dry_run)
 
     def batch(self, jobs: QuerySet[Job]) -> list[Outcome]:
         """Run one batch in its own transaction (a savepoint inside the caller's); return its
@@ -185,23 +185,20 @@ class Batches:
                 # Only where the database could not lock the rows for us; the re-read sees the
                 # winner's state and reports those jobs as conflicts.
                 continue
-        raise JobStateConflict(
-            "Jobs in this batch kept changing while being moved.",
-            "Nothing in this batch was changed. Run the same command again.",
-        )
+        raise JobStateConflict(batch=True)
 
     def _report(self, outcomes: list[Outcome], seconds: float) -> None:
         """One log line and the counters for a committed batch."""
-        declared = self.request.transition
+        declared = self.order.transition
         by_outcome = Counter(declared.past if o.done else o.code for o in outcomes)
         if not self.dry_run:
             for outcome, amount in by_outcome.items():
-                self.request.count(outcome, amount)
+                self.order.count(outcome, amount)
         logger.info(
             "transition batch",
             extra={
                 "transition": declared.name,
-                "channel": self.request.channel,
+                "channel": self.order.channel,
                 "dry_run": self.dry_run,
                 "jobs": len(outcomes),
                 "outcomes": dict(by_outcome),
@@ -210,32 +207,23 @@ class Batches:
         )
 
     def _run(self, jobs: QuerySet[Job]) -> list[Outcome]:
-        request, declared = self.request, self.request.transition
+        order = self.order
         loaded = list(jobs.only(*READ).order_by("pk") if self.dry_run else _locked(jobs))
         self.types.attach(loaded)
         at = Moment.now()
         outcomes: list[Outcome] = []
         moves: list[Move] = []
-        records = Records.empty(declared)
+        rules = order.rules()  # once per batch: an entry asked for is read on its first use
         for job in loaded:
             try:
-                chosen = request.check(job)
+                if self.dry_run:
+                    order.check(job, rules)
+                else:
+                    moves.append(order.move(job, job.leaving_status, at, rules))
             except JobsError as refusal:
-                outcomes.append(Outcome(job.number, False, refusal.code, refusal.message))
+                outcomes.append(Outcome(job.number, False, refusal))
                 continue
             outcomes.append(Outcome(job.number, True))
-            if self.dry_run:
-                continue
-            moves.append(
-                move_job(
-                    job,
-                    chosen,
-                    request=request,
-                    leaving_status=job.leaving_status,
-                    at=at,
-                    records=records,
-                )
-            )
         if moves:
-            persist(declared.target, moves, records)
+            persist(order, moves, at)
         return outcomes

@@ -1,10 +1,10 @@
 """What a bulk transition would do to a selection of any size, counted in SQL.
 
 A dry run checks every job in Python, a query per batch: far too slow for a page that must
-answer at once whatever the selection. Here every reason `TransitionRequest.check` may refuse a
-job for is a condition on Job (`TransitionRequest.refusals`), so one aggregate counts them all,
+answer at once whatever the selection. Here every rule `TransitionOrder.check` may refuse a job
+for (`TransitionOrder.rules`) is read as a condition on Job, so one aggregate counts them all,
 and one query per reason that holds reads its first few jobs. The first job of each reason is
-checked the usual way, which gives its words. Queries: the entries asked for, one aggregate, one
+checked the usual way, which gives its refusal. Queries: the entries asked for, one aggregate, one
 per group that is not empty.
 """
 
@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet
 
 from jobs.exceptions import JobsError
 from jobs.models import Job
-from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
+from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef
 
 NAMED = 20
 
@@ -28,7 +28,7 @@ class SkipGroup:
     code: str
     count: int
     numbers: list[str] = field(default_factory=list)
-    reason: str = ""  # the first one's refusal, in the service's words
+    refusal: JobsError | None = None  # the first one's, for the door to put in words
 
 
 @dataclass(slots=True)
@@ -54,18 +54,21 @@ def forecast(
     **parameters: CatalogRef,
 ) -> Forecast:
     """Count what `job_bulk_transition` would move and skip in `jobs`, without loading them."""
-    request = TransitionRequest.build(
+    order = TransitionOrder.build(
         transition, status=status, parameters=parameters, user=user, channel=channel
     )
     jobs = jobs.order_by()
-    # A job is refused for the first reason that holds, as `check` raises the first.
+    # A job is refused for the first rule that holds, as `check` raises the first: the same
+    # rules, read as SQL.
+    rules = order.rules()
     by_code: dict[str, Q] = {}
     earlier: list[Q] = []
-    for refused in request.refusals():
-        first_here = refused.jobs & ~reduce(or_, earlier) if earlier else refused.jobs
-        earlier.append(refused.jobs)
-        known = by_code.get(refused.code)
-        by_code[refused.code] = first_here if known is None else known | first_here
+    for rule in rules:
+        where = rule.where.q()
+        first_here = where & ~reduce(or_, earlier) if earlier else where
+        earlier.append(where)
+        known = by_code.get(rule.code)
+        by_code[rule.code] = first_here if known is None else known | first_here
     moving = ~reduce(or_, by_code.values())
     counts = jobs.aggregate(
         selected=Count("pk"),
@@ -77,9 +80,8 @@ def forecast(
         if not counts[code]:
             continue
         first = list(jobs.filter(where).order_by("pk").select_related("type")[:named])
-        skipped.append(
-            SkipGroup(code, counts[code], [j.number for j in first], _reason(request, first[0]))
-        )
+        numbers = [j.number for j in first]
+        skipped.append(SkipGroup(code, counts[code], numbers, _refusal(order, rules, first[0])))
     moving_first = []
     if counts["moving"]:
         moving_first = list(
@@ -88,9 +90,9 @@ def forecast(
     return Forecast(counts["selected"], counts["moving"], moving_first, skipped)
 
 
-def _reason(request: TransitionRequest, job: Job) -> str:
+def _refusal(order: TransitionOrder, rules: list, job: Job) -> JobsError | None:
     try:
-        request.check(job)
+        order.check(job, rules)
     except JobsError as refusal:
-        return refusal.message
-    return ""
+        return refusal
+    return None

@@ -9,14 +9,14 @@ from typing import Any
 from django.db import transaction
 
 from jobs.exceptions import JobNotFound, JobsError, JobStateConflict
-from jobs.identifiers import JOB_IDENTIFIER_FIELDS, parse_identifier
 from jobs.models import Job
-from jobs.services.records import Moment, Records
-from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest
-from jobs.services.writes import LostRace, move_job, persist
+from jobs.services.records import Moment
+from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef
+from jobs.services.writes import LostRace, persist
 from jobs.sql.lock import lock_job
 
-# A job: the instance, its primary key, or a CRM.COM identifier object ({"id": …} or {"number": …}).
+# A job: the instance, its primary key, or an identifier the door has parsed ({"id": 19} or
+# {"number": "JB00019"}; jobs.identifiers.parse_identifier).
 JobRef = Job | int | Mapping[str, Any]
 
 
@@ -25,9 +25,7 @@ def _job_lookup(job: JobRef) -> tuple[str, Any]:
         return "id", job.pk
     if isinstance(job, int):
         return "id", job
-    ((field, value),) = parse_identifier(
-        job, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier"
-    ).items()
+    ((field, value),) = job.items()
     return field, value
 
 
@@ -50,52 +48,34 @@ def job_transition(
     lock, so a caller renders the job without reading it again.
     """
     lookup = _job_lookup(job)
-    request = TransitionRequest.build(
+    order = TransitionOrder.build(
         transition, status=status, parameters=parameters, user=user, channel=channel
     )
     try:
-        moved = _transition_one(request, lookup, tuple(load))
+        moved = _transition_one(order, lookup, tuple(load))
     except JobsError as refusal:
-        request.count(refusal.code)
+        order.count(refusal.code)
         raise
-    request.count(request.transition.past)
+    order.count(order.transition.past)
     return moved
 
 
-def _transition_one(request: TransitionRequest, lookup: tuple[str, Any], load: tuple) -> Job:
-    declared = request.transition
-    pending = [(r, wanted) for r in request.resolvers if (wanted := r.wanted) is not None]
+def _transition_one(order: TransitionOrder, lookup: tuple[str, Any], load: tuple) -> Job:
     at = Moment.now()
     with transaction.atomic():
         locked = lock_job(
             *lookup,
-            type_defaults=declared.type_defaults,
-            wanted=[wanted for _, wanted in pending],
+            type_defaults=order.transition.type_defaults,
+            wanted=order.wanted,
             with_assignment=any(path.startswith("assigned_to") for path in load),
             with_author=any(path.startswith("created_by_user") for path in load),
         )
         if locked is None:
-            raise JobNotFound(
-                "No job matches the identifier.", "Check the job's id or number and try again."
-            )
-        job = locked.job
-        for (resolver, _), (entry, allowed) in zip(pending, locked.wanted, strict=True):
-            resolver.take(job, entry, allowed)
-        chosen = request.check(job)
-        records = Records.empty(declared)
-        move = move_job(
-            job,
-            chosen,
-            request=request,
-            leaving_status=locked.leaving_status,
-            at=at,
-            records=records,
-        )
+            raise JobNotFound()
+        order.take(locked.job, locked.wanted)
+        move = order.move(locked.job, locked.leaving_status, at)
         try:
-            persist(declared.target, [move], records)
+            persist(order, [move], at)
         except LostRace:
-            raise JobStateConflict(
-                f"Job {job.number} was changed by another request first.",
-                "Nothing was changed by this request. Reload the job to see its current state.",
-            ) from None
-    return job
+            raise JobStateConflict(job=locked.job.number, race=True) from None
+    return locked.job

@@ -40,6 +40,15 @@ class EventRow(NamedTuple):
     timestamp: Any
     data: str  # JSON text
 
+    @classmethod
+    def of(cls, event_type: str, data: dict[str, Any], at: Moment) -> EventRow:
+        return cls(new_event_id(), event_type, at.db_value, json.dumps(data))
+
+
+def events(rows: list[EventRow]) -> Rows:
+    """Events to insert into the outbox: every event of the service is written this way."""
+    return Rows(Event, EVENT_FIELDS, rows, EVENT_COMPUTED)
+
 
 LOG_FIELDS = LogRow._fields
 
@@ -135,13 +144,11 @@ class Records:
             user=user,
             channel=channel,
         )
-        self.event_rows.append(
-            EventRow(new_event_id(), declared.event, at.db_value, json.dumps(data))
-        )
+        self.event_rows.append(EventRow.of(declared.event, data, at))
 
     def rows(self) -> list[Rows]:
         log_fields = (*LOG_FIELDS, *(p.name for p in self.declared.parameters))
         return [
             Rows(JobTransitionLog, log_fields, self.log_rows),
-            Rows(Event, EVENT_FIELDS, self.event_rows, EVENT_COMPUTED),
+            events(self.event_rows),
         ]

@@ -1,73 +1,142 @@
-"""Who may run a transition, and what each job enters: its status and extra parameters.
+"""Who may run a transition, what each job enters (its status and extra parameters), and every
+reason a job is refused, each stated once.
 
-A request names each choice (`Transition.choices`) by instance, by identifier object, or not at
-all (the job type's default). An entry asked for is read once per run: a single job reads it in
-its own lock (`jobs.sql.lock.lock_job`), a bulk run on its first use.
+A refusal rule is a `Rule`: its code, the jobs it refuses as a `Condition`, and the refusal it
+raises for one of them (a code with data; the doors put it in words). A condition is data that
+reads two ways: `holds(job)` for a job in memory, `q()` for the database. So the single job
+under its lock, a bulk batch and a forecast over millions (jobs.services.forecast) refuse for
+exactly the same reasons, in the same order.
+
+A choice (`Transition.choices`) is asked for by instance, by an identifier the door has parsed
+(`{"alternative_code": "ONSITE"}`), or not at all (the job type's default). An entry asked for is
+read once per run: a single job reads it in its own lock (`jobs.sql.lock.lock_job`), a bulk run
+on its first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
 
 from jobs.exceptions import (
+    JobsError,
     JobStateConflict,
     NoDefaultStatus,
     PermissionDenied,
     StatusNotAllowed,
 )
-from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, parse_identifier
 from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
 from jobs.models import Job, JobType
+from jobs.services.moves import Move, snapshot
+from jobs.services.records import Moment
 from jobs.sql.lock import Wanted
 from jobs.transitions import Choice, JobTransition, get_transition
 
-# A catalog entry as a caller names it: the instance, a CRM.COM identifier object ({"id": …},
-# {"alternative_code": …}), or None for the job type's default.
+# A catalog entry as a caller names it: the instance, an identifier object the door has parsed
+# ({"id": 5}, {"alternative_code": "ONSITE"}), or None for the job type's default.
 CatalogRef = models.Model | Mapping[str, Any] | None
 TransitionRef = JobTransition | str
 
 
 def ensure_permitted(user: Any, transition: TransitionRef) -> None:
     """Refuse a user who may not run the transition: django-fsm does not check `permission=` on
-    a call, so every door asks here."""
+    a call, so the service asks here, once, for every door."""
     declared = get_transition(transition)
     if user is None or not user.is_active or not user.has_perm(declared.permission):
-        raise PermissionDenied(
-            f"You may not {declared.action} jobs.",
-            f"Ask an administrator for the permission {declared.permission}.",
-        )
+        raise PermissionDenied(transition=declared.name, permission=declared.permission)
 
 
 def ensure_may_view(user: Any) -> None:
     """Refuse a user who may not look at jobs (and so at runs, events and look-ups)."""
     if user is None or not user.has_perm("jobs.view_job"):
-        raise PermissionDenied(
-            "You may not view jobs.", "Ask an administrator for the permission jobs.view_job."
-        )
+        raise PermissionDenied(permission="jobs.view_job")
+
+
+# --- conditions: which jobs, in memory and in SQL ---------------------------------------------
+
+
+class Condition:
+    def holds(self, job: Job) -> bool:
+        raise NotImplementedError
+
+    def q(self) -> Q:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class EveryJob(Condition):
+    def holds(self, job: Job) -> bool:
+        return True
+
+    def q(self) -> Q:
+        return Q(pk__isnull=False)
+
+
+@dataclass(frozen=True)
+class StateNotIn(Condition):
+    states: tuple[str, ...]
+
+    def holds(self, job: Job) -> bool:
+        return job.life_cycle_state not in self.states
+
+    def q(self) -> Q:
+        return ~Q(life_cycle_state__in=self.states)
+
+
+@dataclass(frozen=True)
+class TypeHasNo(Condition):
+    """The job's type has no entry in this field (a default)."""
+
+    field: str
+
+    def holds(self, job: Job) -> bool:
+        return getattr(job.type, f"{self.field}_id") is None
+
+    def q(self) -> Q:
+        return Q(**{f"type__{self.field}__isnull": True})
+
+
+@dataclass(frozen=True)
+class TypeNotIn(Condition):
+    type_ids: frozenset[int]
+
+    def holds(self, job: Job) -> bool:
+        return job.type_id not in self.type_ids
+
+    def q(self) -> Q:
+        return ~Q(type_id__in=self.type_ids)
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    where: Condition
+    refusal: Callable[[Job], JobsError]
+
+
+# --- choices -----------------------------------------------------------------------------------
 
 
 class Resolver:
-    """Decides one choice for each job of a run: the entry asked for, else the type's default."""
+    """One choice for each job of a run: the entry asked for, else the type's default."""
 
     def __init__(self, choice: Choice, requested: CatalogRef) -> None:
         self.choice = choice
-        self._lookup: dict[str, Any] | None = None
+        self.by_default = requested is None
         self._entry: Any = None
-        self._allowed_type_ids: set[int] = set()
-        self._given = isinstance(requested, choice.model)
-        if self._given and choice.state is None:
-            self._entry = requested  # nothing to check it against: taken as it is
-        elif self._given:
-            self._lookup = {"id": requested.pk}  # which types allow it is still to be read
+        self._allowed_type_ids: frozenset[int] = frozenset()
+        self._lookup: dict[str, Any] | None = None
+        if isinstance(requested, choice.model):
+            if choice.state is None:
+                self._entry = requested  # nothing to check it against: taken as it is
+            else:
+                self._lookup = {"id": requested.pk}  # which types allow it is still to be read
         elif requested is not None:
-            self._lookup = parse_identifier(
-                requested, fields=CATALOG_IDENTIFIER_FIELDS, parameter=choice.api_name
-            )
+            self._lookup = dict(requested)
         self._loaded = self._lookup is None
 
     @property
@@ -81,98 +150,67 @@ class Resolver:
     def take(self, job: Job, entry: Any, allowed: bool) -> None:
         """The entry as the job's lock read it, and whether the job's type allows it."""
         self._entry = entry
-        self._allowed_type_ids = {job.type_id} if allowed else set()
+        self._allowed_type_ids = frozenset({job.type_id} if allowed else ())
         self._loaded = True
 
     def _load(self) -> None:
+        if self._loaded:
+            return
         self._entry = self.choice.model.objects.filter(**self._lookup).first()
         if self._entry is not None and self.choice.state is not None:
             allowing = JobType.allowed_statuses.through.objects.filter(jobstatus_id=self._entry.pk)
-            self._allowed_type_ids = set(allowing.values_list("jobtype_id", flat=True))
+            self._allowed_type_ids = frozenset(allowing.values_list("jobtype_id", flat=True))
         self._loaded = True
 
-    def entry_for(self, job: Job) -> Any:
+    def rules(self) -> list[Rule]:
+        """Every reason this choice refuses a job for, in order."""
         choice = self.choice
-        job_type = job.type
-        if self._lookup is None and not self._given:
-            default = getattr(job_type, choice.type_default_field)
-            if default is None and choice.required:
-                label = JobType._meta.get_field(choice.type_default_field).verbose_name
-                raise NoDefaultStatus(
-                    f"Job type {job_type.name} has no {label}.",
-                    f"Name a status in {choice.api_name}, or set the type's {label}.",
-                )
-            return default
-        if not self._loaded:
-            self._load()
+        if self.by_default:
+            if not choice.required:
+                return []
+            field = choice.type_default_field
+
+            def no_default(job: Job) -> JobsError:
+                return NoDefaultStatus(type=job.type.name, field=field, choice=choice.name)
+
+            return [Rule(NoDefaultStatus.code, TypeHasNo(field), no_default)]
+        self._load()
         entry = self._entry
         if entry is None:
-            raise self._not_found()
+            not_found = choice.not_found(choice=choice.name)
+            return [Rule(not_found.code, EveryJob(), lambda job: not_found)]
         if choice.state is None:
-            return entry
+            return []
         if entry.life_cycle_state != choice.state:
-            raise StatusNotAllowed(
-                f"Status {entry.name} is {entry.life_cycle_state}, not {choice.state}.",
-                f"Choose a status whose life cycle state is {choice.state}.",
+            wrong_state = StatusNotAllowed(
+                status=entry.name, status_state=entry.life_cycle_state, state=choice.state
             )
-        if job_type.pk not in self._allowed_type_ids:
-            raise StatusNotAllowed(
-                f"Status {entry.name} is not allowed for job type {job_type.name}.",
-                f"Choose a {choice.state} status that the job's type allows.",
-            )
-        return entry
+            return [Rule(StatusNotAllowed.code, EveryJob(), lambda job: wrong_state)]
 
-    def refused_where(self) -> RefusedWhere | None:
-        """The jobs `entry_for` would refuse, as one condition, so that a selection of any size
-        is counted in SQL (jobs.services.forecast): the same decisions, in the same order."""
-        choice = self.choice
-        if self._lookup is None and not self._given:
-            if not choice.required:
-                return None
-            no_default = Q(**{f"type__{choice.type_default_field}__isnull": True})
-            return RefusedWhere(NoDefaultStatus.code, no_default)
-        if not self._loaded:
-            self._load()
-        if self._entry is None:
-            return RefusedWhere(choice.not_found.code, EVERY_JOB)
-        if choice.state is None:
-            return None
-        if self._entry.life_cycle_state != choice.state or not self._allowed_type_ids:
-            return RefusedWhere(StatusNotAllowed.code, EVERY_JOB)
-        return RefusedWhere(StatusNotAllowed.code, ~Q(type_id__in=self._allowed_type_ids))
+        def not_allowed(job: Job) -> JobsError:
+            return StatusNotAllowed(status=entry.name, type=job.type.name, state=choice.state)
+
+        return [Rule(StatusNotAllowed.code, TypeNotIn(self._allowed_type_ids), not_allowed)]
+
+    def entry_for(self, job: Job) -> Any:
+        """The entry a job that passed the rules enters."""
+        if self.by_default:
+            return getattr(job.type, self.choice.type_default_field)
+        return self._entry
 
     def frozen(self) -> dict[str, Any] | None:
         """The entry asked for, by id, for a run that resolves it again later; None for the
         type's default. An entry that does not exist is refused now, not once per job."""
-        if self._lookup is None and not self._given:
+        if self.by_default:
             return None
-        if not self._loaded:
-            self._load()
+        self._load()
         if self._entry is None:
-            raise self._not_found()
+            raise self.choice.not_found(choice=self.choice.name)
         return {"id": self._entry.pk}
-
-    def _not_found(self) -> Exception:
-        noun, name = self.choice.label.lower(), self.choice.api_name
-        return self.choice.not_found(
-            f"No {noun} matches {name}.",
-            f"Name an existing {noun} by id, name or alternative_code.",
-        )
-
-
-# A condition every job meets.
-EVERY_JOB = Q(pk__isnull=False)
-
-
-class RefusedWhere(NamedTuple):
-    """The jobs a choice refuses, as a condition on Job, and the refusal's code."""
-
-    code: str
-    jobs: Q
 
 
 @dataclass(slots=True)
-class TransitionRequest:
+class TransitionOrder:
     """What a run was asked to do: the transition, who asks through which door, and how each
     job's choices are resolved."""
 
@@ -192,7 +230,7 @@ class TransitionRequest:
         user: Any,
         channel: str,
         run: int | None = None,
-    ) -> TransitionRequest:
+    ) -> TransitionOrder:
         declared = get_transition(transition)
         ensure_permitted(user, declared)
         unknown = set(parameters) - {p.name for p in declared.parameters}
@@ -202,23 +240,47 @@ class TransitionRequest:
         resolvers = [Resolver(c, requested.get(c.name)) for c in declared.choices]
         return cls(declared, resolvers, user, channel, run)
 
-    def check(self, job: Job) -> dict[str, Any]:
-        """The keyword arguments the model's transition takes for this job, or the refusal."""
+    def rules(self) -> list[Rule]:
+        """Every reason a job may be refused for, in order: its state, then each choice's."""
         declared = self.transition
-        if not declared.allows(job):
-            raise JobStateConflict(
-                f"Job {job.number} is {job.life_cycle_state}; only {declared.sources_text} "
-                f"jobs can be {declared.past}.",
-                "Nothing was changed. Reload the job to see its current state.",
-            )
-        return {r.choice.name: r.entry_for(job) for r in self.resolvers}
 
-    def refusals(self) -> list[RefusedWhere]:
-        """Every reason `check` may refuse a job for, in its order, as conditions on Job."""
-        declared = self.transition
-        wrong_state = RefusedWhere(JobStateConflict.code, ~Q(life_cycle_state__in=declared.sources))
-        by_choice = [resolver.refused_where() for resolver in self.resolvers]
-        return [wrong_state, *(refused for refused in by_choice if refused is not None)]
+        def wrong_state(job: Job) -> JobsError:
+            return JobStateConflict(
+                job=job.number, state=job.life_cycle_state, transition=declared.name
+            )
+
+        state = Rule(JobStateConflict.code, StateNotIn(declared.sources), wrong_state)
+        return [state, *(rule for resolver in self.resolvers for rule in resolver.rules())]
+
+    @property
+    def wanted(self) -> list[tuple[Wanted, Any]]:
+        """What a single job's lock reads for the entries asked for by identifier."""
+        return [wanted for r in self.resolvers if (wanted := r.wanted) is not None]
+
+    def take(self, job: Job, found: list[tuple[Any, bool]]) -> None:
+        """The entries the job's lock read (`wanted`, in order), with whether its type allows
+        each."""
+        waiting = [r for r in self.resolvers if r.wanted is not None]
+        for resolver, (entry, allowed) in zip(waiting, found, strict=True):
+            resolver.take(job, entry, allowed)
+
+    def move(
+        self, job: Job, leaving_status: dict[str, Any], at: Moment, rules: list[Rule] | None = None
+    ) -> Move:
+        """Check the job (the refusal of the first rule that holds) and run the model's transition
+        on it in memory."""
+        chosen = self.check(job, rules)
+        move = Move(job, job.life_cycle_state, leaving_status, snapshot(job))
+        self.transition.apply(job, by=self.user, at=at.when, **chosen)
+        return move
+
+    def check(self, job: Job, rules: list[Rule] | None = None) -> dict[str, Any]:
+        """The keyword arguments the model's transition takes for this job, or the refusal of the
+        first rule that holds for it. A batch passes the rules it made once."""
+        for rule in self.rules() if rules is None else rules:
+            if rule.where.holds(job):
+                raise rule.refusal(job)
+        return {r.choice.name: r.entry_for(job) for r in self.resolvers}
 
     def frozen_choices(self) -> dict[str, dict[str, Any]]:
         """The entries asked for, by id, as a background run keeps them."""

@@ -1,6 +1,6 @@
 """Bulk transitions in the background: a run is a row written before any job moves, carried out
 by workers (jobs.tasks.runs, asked through jobs.services.engine) chunk by chunk through the same
-batch path as a bulk run in a request.
+batch path as a bulk run in a order.
 
 - `queue_run` writes the run (QUEUED) and, once committed, asks for it to be planned.
 - `plan` counts the selection and cuts it into chunks (keyset pages of ids), then sends out
@@ -16,7 +16,6 @@ batch path as a bulk run in a request.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,19 +29,18 @@ from django.utils import timezone
 from jobs.events import RUN_FINISHED
 from jobs.exceptions import JobsError, TransitionRunNotFound
 from jobs.models import (
-    Event,
     Job,
     RunState,
     TransitionRun,
     TransitionRunChunk,
-    new_event_id,
 )
 from jobs.services import engine
 from jobs.services.bulk import Batches, Outcome
-from jobs.services.records import EventRow, Moment
-from jobs.services.resolution import CatalogRef, TransitionRef, TransitionRequest, ensure_permitted
+from jobs.services.records import EventRow, Moment, events
+from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef, ensure_permitted
 from jobs.services.selection import Selection
-from jobs.sql.writes import EVENT_COMPUTED, EVENT_FIELDS, Rows, write
+from jobs.sql.writes import write
+from jobs.words import sentence
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +66,14 @@ def queue_run(
 ) -> TransitionRun:
     """Write a run for the workers; refuse now what would refuse every job (the permission, an
     entry asked for that does not exist)."""
-    request = TransitionRequest.build(
+    order = TransitionOrder.build(
         transition, status=status, parameters=parameters, user=user, channel=channel
     )
     with transaction.atomic():
         run = TransitionRun.objects.create(
-            transition=request.transition.name,
+            transition=order.transition.name,
             selection=selection.frozen(),
-            choices=request.frozen_choices(),
+            choices=order.frozen_choices(),
             requested_by=user,
             channel=channel,
         )
@@ -89,7 +87,7 @@ def get_run(run_id: int | str) -> TransitionRun:
         TransitionRun.objects.select_related("requested_by", "stopped_by").filter(pk=run_id).first()
     )
     if run is None:
-        raise TransitionRunNotFound("No transition run has this id.", "Check the id.")
+        raise TransitionRunNotFound()
     return run
 
 
@@ -140,20 +138,21 @@ def work(run_id: int, *, lessee: str, on_batch: Callable[[], None] | None = None
     if run is None or run.state != RunState.RUNNING:
         return
     try:
-        batches = Batches.of(request_of(run))
+        batches = Batches.of(order_of(run))
         chunks = _Chunks(Selection.thaw(run.selection), batches, lessee, on_batch)
         while (chunk := _claim(run.pk, lessee)) is not None and chunks.carry_out(chunk):
             pass
     except JobsError as refusal:
-        fail(run.pk, refusal.message, lessee=lessee)
+        # The run's record keeps why, in plain words (what an administrator reads later).
+        fail(run.pk, sentence(refusal), lessee=lessee)
         return
     finish_if_done(run.pk)
 
 
-def request_of(run: TransitionRun) -> TransitionRequest:
+def order_of(run: TransitionRun) -> TransitionOrder:
     """What the run asks of each job, as its requester asked it (the permission checked again)."""
     choices = dict(run.choices)
-    return TransitionRequest.build(
+    return TransitionOrder.build(
         run.transition,
         status=choices.pop("status", None),
         parameters=choices,
@@ -281,29 +280,30 @@ def _end(run: TransitionRun, state: str) -> None:
     """Close the run and write its event, in the caller's transaction."""
     run.state, run.finished_date = state, timezone.now()
     run.save(update_fields=["state", "finished_date", "stop_requested", "stopped_by", "error"])
-    at = Moment.now()
-    event = EventRow(new_event_id(), RUN_FINISHED, at.db_value, json.dumps(finished_data(run)))
-    write(None, [Rows(Event, EVENT_FIELDS, [event], EVENT_COMPUTED)])
+    write(None, [events([EventRow.of(RUN_FINISHED, finished_data(run), Moment.now())])])
     engine.events_written()
     logger.info("transition run ended", extra={"run": run.pk, "state": state})
 
 
-def finished_data(run: TransitionRun) -> dict[str, Any]:
-    """The event's `data`: what ended, how, and its counts."""
+def summary(run: TransitionRun) -> dict[str, Any]:
+    """A run in short, as its end event and the command's JSON tell it: what, how, its counts."""
     user = run.requested_by
     return {
-        "run": {
-            "id": run.pk,
-            "transition": run.transition,
-            "state": run.state,
-            "channel": run.channel,
-            "requested_by": {"id": user.pk, "username": user.get_username()},
-            "selected": run.selected,
-            "moved": run.moved,
-            "skipped": {code: group["count"] for code, group in run.skipped.items()},
-            "error": run.error,
-        }
+        "id": run.pk,
+        "transition": run.transition,
+        "state": run.state,
+        "channel": run.channel,
+        "requested_by": {"id": user.pk, "username": user.get_username()},
+        "selected": run.selected,
+        "moved": run.moved,
+        "skipped": {code: group["count"] for code, group in run.skipped.items()},
+        "error": run.error,
     }
+
+
+def finished_data(run: TransitionRun) -> dict[str, Any]:
+    """The end event's `data`."""
+    return {"run": summary(run)}
 
 
 def sweep() -> int:

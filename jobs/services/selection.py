@@ -19,6 +19,12 @@ from jobs.models import Job
 from jobs.transitions import JobTransition
 
 
+def eligible_jobs(declared: JobTransition, **narrowing: int) -> QuerySet[Job]:
+    """Every job whose state allows the transition, narrowed in the names of GET jobs."""
+    jobs = filtered_jobs({name: str(value) for name, value in narrowing.items()})
+    return jobs.filter(life_cycle_state__in=declared.sources)
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     filter: Mapping[str, str] | None = None
@@ -47,14 +53,11 @@ class Selection:
 
     @classmethod
     def eligible(cls, declared: JobTransition, **narrowing: int) -> Selection:
-        """Every job whose state allows the transition, narrowed in the names of GET jobs: a
-        filter when one state does (GET jobs filters by one), else those jobs' ids."""
+        """`eligible_jobs`, frozen: a filter when one state allows the transition (GET jobs
+        filters by one), else those jobs' ids."""
         if len(declared.sources) == 1:
             return cls.of_filter({"life_cycle_state": declared.sources[0], **narrowing})
-        jobs = filtered_jobs({name: str(value) for name, value in narrowing.items()})
-        return cls.of_ids(
-            jobs.filter(life_cycle_state__in=declared.sources).values_list("pk", flat=True)
-        )
+        return cls.of_ids(eligible_jobs(declared, **narrowing).values_list("pk", flat=True))
 
     @classmethod
     def thaw(cls, frozen: Mapping[str, Any]) -> Selection:

@@ -1,4 +1,5 @@
-"""Writing moved jobs: the compare-and-set UPDATE, then their log rows and events.
+"""Writing moved jobs: the compare-and-set UPDATE, then their log rows and events (made by
+jobs.services.records), through the statements of jobs.sql.writes.
 
 The UPDATE only writes a job still in the state it was read in; a short count means someone else
 got there first, and the caller's transaction rolls back (`LostRace`).
@@ -7,82 +8,23 @@ got there first, and the caller's transaction rolls back (`LostRace`).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models
 from django.db.models import Case, F, Q, Value, When
 
 from jobs.models import Job
 from jobs.services import engine
+from jobs.services.moves import WRITABLE, Move, changes
 from jobs.services.records import Moment, Records
-from jobs.services.resolution import TransitionRequest
 from jobs.sql import writes as sql
 
-# The columns a transition may change, and the service writes when it does.
-WRITABLE = tuple(
-    f.attname
-    for f in Job._meta.concrete_fields
-    if f.attname not in {"id", "number", "life_cycle_state", "type_id"}
-)
+if TYPE_CHECKING:  # the order only says who and what; nothing of resolution runs here
+    from jobs.services.resolution import TransitionOrder
 
 
 class LostRace(Exception):
     """A job changed state between our read and our write."""
-
-
-# A column the job was read without (a bulk run reads only what transitions read).
-NOT_READ = object()
-
-
-def snapshot(job: Job) -> tuple:
-    """The writable columns' values as read, to tell afterwards what the transition changed."""
-    deferred = job.get_deferred_fields()
-    return tuple(NOT_READ if name in deferred else getattr(job, name) for name in WRITABLE)
-
-
-def changes(before: tuple, job: Job) -> dict[str, Any]:
-    """The columns the transition changed on `job`, by name, with their new values: those whose
-    value differs, and those it assigned without their having been read."""
-    deferred = job.get_deferred_fields()
-    return {
-        name: getattr(job, name)
-        for name, old in zip(WRITABLE, before, strict=True)
-        if name not in deferred and (old is NOT_READ or getattr(job, name) != old)
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """A job the transition moved in memory: the state and column values it was read with."""
-
-    job: Job
-    from_state: str
-    before: tuple
-
-
-def move_job(
-    job: Job,
-    chosen: dict[str, Any],
-    *,
-    request: TransitionRequest,
-    leaving_status: dict[str, Any],
-    at: Moment,
-    records: Records,
-) -> Move:
-    """Run the model's transition on `job` in memory, and record its log row and event."""
-    move = Move(job, job.life_cycle_state, snapshot(job))
-    request.transition.run(job, by=request.user, at=at.when, **chosen)
-    records.add(
-        job,
-        from_state=move.from_state,
-        from_status=leaving_status,
-        user=request.user,
-        channel=request.channel,
-        at=at,
-        run=request.run,
-    )
-    return move
 
 
 def _update_one(target: str, move: Move) -> tuple[str, list[Any]]:
@@ -137,15 +79,29 @@ def _update_many(target: str, moves: list[Move]) -> int:
     return Job.objects.filter(still_as_read).update(**values)
 
 
-def persist(target: str, moves: list[Move], records: Records) -> None:
+def persist(order: TransitionOrder, moves: list[Move], at: Moment) -> None:
     """Write the moved jobs, their log rows and their events; raise LostRace if any job was no
     longer in the state it was read in. One statement for one job on PostgreSQL."""
-    if len(moves) == 1:
-        updated = sql.write(_update_one(target, moves[0]), records.rows())
+    target = order.transition.target
+    one = _update_one(target, moves[0]) if len(moves) == 1 else None
+    records = Records.empty(order.transition)
+    for move in moves:
+        records.add(
+            move.job,
+            from_state=move.from_state,
+            from_status=move.leaving_status,
+            user=order.user,
+            channel=order.channel,
+            at=at,
+            run=order.run,
+        )
+    inserts = records.rows()
+    if one is not None:
+        updated = sql.write(one, inserts)
     else:
         updated = _update_many(target, moves)
         if updated == len(moves):
-            sql.write(None, records.rows())
+            sql.write(None, inserts)
     if updated != len(moves):
         raise LostRace
     # One message per batch, once it has committed: never an event that did not happen.

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.management.exit_codes import BAD_ARGUMENTS
 from jobs.roles import ROLES, create_roles
 
 
@@ -54,13 +55,13 @@ class Command(BaseCommand):
         if not sep or role not in ROLES:
             raise CommandError(
                 f"--give takes USER=ROLE, ROLE one of {', '.join(ROLES)}; not {given!r}.",
-                returncode=2,
+                returncode=BAD_ARGUMENTS,
             )
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(
                 f"No user is called {username!r}: create it first (createsuperuser, or the "
                 "admin's Users page).",
-                returncode=2,
+                returncode=BAD_ARGUMENTS,
             )
         return user, role

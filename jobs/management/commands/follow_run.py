@@ -10,9 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.exceptions import TransitionRunNotFound
+from jobs.management.exit_codes import BAD_ARGUMENTS
 from jobs.management.progress import follow_run
-
-BAD_ARGUMENTS = 2
 
 
 class Command(BaseCommand):

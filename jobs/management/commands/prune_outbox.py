@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.management.exit_codes import BAD_ARGUMENTS
 from jobs.retention import prune_outbox
 
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             minimum = 0 if option == "days" else 1
             if options[option] < minimum:
                 name = "--" + option.replace("_", "-")
-                raise CommandError(f"{name} must be {minimum} or more.", returncode=2)
+                raise CommandError(f"{name} must be {minimum} or more.", returncode=BAD_ARGUMENTS)
         pruned = prune_outbox(
             older_than=timedelta(days=options["days"]),
             batch_size=options["batch_size"],

@@ -21,13 +21,14 @@ from django.db import DatabaseError, models
 from django.urls import reverse
 
 from jobs.exceptions import JobsError, JobTypeNotFound, PermissionDenied, StatusNotFound
+from jobs.management.exit_codes import BAD_ARGUMENTS, SOME_NOT_MOVED
 from jobs.management.progress import Progress, follow_run
+from jobs.management.words import command_words, reason
 from jobs.models import Channel, Job, JobStatus, JobType
 from jobs.selectors import catalog_entry_named
-from jobs.services import Outcome, Selection, job_bulk_transition, queue_run
-from jobs.transitions import TRANSITIONS, ExtraParameter, JobTransition
+from jobs.services import Outcome, Selection, eligible_jobs, job_bulk_transition, queue_run
+from jobs.transitions import TRANSITIONS, Choice, JobTransition
 
-BAD_ARGUMENTS = 2
 # The service's JSON log lines (each batch, a queued run) are for operators' logs; at a terminal,
 # the command's own sentences alone, unless -v 2 asks for both.
 service_log = logging.getLogger("jobs.services")
@@ -97,7 +98,7 @@ class Command(BaseCommand):
             help="with --background: draw the run's progress until it ends (as follow_run)",
         )
 
-    def parameters(self) -> list[ExtraParameter]:
+    def parameters(self) -> list[Choice]:
         """The extra parameters this command's transitions take, each once."""
         transitions = [self.transition] if self.transition else TRANSITIONS.values()
         found = {p.name: p for t in transitions for p in t.parameters}
@@ -154,10 +155,10 @@ class Command(BaseCommand):
             raise not_permitted(user, declared, refusal) from None
         except DatabaseError as failure:
             report.failed(failure)
-            sys.exit(1)
+            sys.exit(SOME_NOT_MOVED)
         report.finish()
         if summary.skipped:
-            sys.exit(1)
+            sys.exit(SOME_NOT_MOVED)
 
     def queue(
         self,
@@ -242,10 +243,7 @@ class Command(BaseCommand):
                 JobStatus, options["status_from"], "--status-from", StatusNotFound
             )
             self.narrowing["status"] = status.pk
-        return Job.objects.filter(
-            life_cycle_state__in=declared.sources,
-            **{f"{name}_id": pk for name, pk in self.narrowing.items()},
-        )
+        return eligible_jobs(declared, **self.narrowing)
 
     def find_user(self, username: str | None) -> Any:
         if not username:
@@ -262,7 +260,7 @@ class Command(BaseCommand):
 
 def not_permitted(user: Any, declared: JobTransition, refusal: PermissionDenied) -> CommandError:
     return CommandError(
-        f"user {user.username!r} may not {declared.verb} jobs: {refusal.description}",
+        f"user {user.username!r} may not {declared.verb} jobs: {command_words(refusal)[1]}",
         returncode=BAD_ARGUMENTS,
     )
 
@@ -324,7 +322,7 @@ class Report:
                 self.command.stdout.write(f"{verb}  {outcome.number}")
             else:
                 self.command.stdout.write(
-                    f"skipped  {outcome.number}  {outcome.code}  {outcome.reason}"
+                    f"skipped  {outcome.number}  {outcome.code}  {reason(outcome.refusal)}"
                 )
         self.progress.advance(len(outcomes))
 
@@ -335,7 +333,8 @@ class Report:
                 "dry_run": self.dry_run,
                 past: self.done,
                 "skipped": [
-                    {"number": o.number, "code": o.code, "reason": o.reason} for o in self.skipped
+                    {"number": o.number, "code": o.code, "reason": reason(o.refusal)}
+                    for o in self.skipped
                 ],
                 "counts": {past: len(self.done), "skipped": len(self.skipped)},
             }

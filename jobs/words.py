@@ -1,0 +1,108 @@
+"""What a refusal of the service says about the job, in plain sentences every door may use.
+
+The service raises a refusal as its code with data (jobs.exceptions); these are its facts in
+words, with no door's vocabulary. What to change next is each door's own: the API names its
+parameters (jobs.api.words), the admin its fields (jobs.admin.words), the command its options
+(jobs.management.words).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jobs.exceptions import JobsError
+from jobs.models import JobType
+from jobs.transitions import TRANSITIONS
+
+
+def _state_conflict(
+    job: str = "", state: str = "", transition: str = "", race: bool = False, batch: bool = False
+) -> str:
+    if batch:
+        return "Jobs in this batch kept changing while being moved."
+    if race:
+        return f"Job {job} was changed by another request first."
+    declared = TRANSITIONS[transition]
+    return f"Job {job} is {state}; only {declared.sources_text} jobs can be {declared.past}."
+
+
+def default_label(field: str) -> str:
+    """ "default status on start progress": the type's field, as people call it."""
+    return str(JobType._meta.get_field(field).verbose_name)
+
+
+def _no_default(type: str, field: str, choice: str) -> str:
+    return f"Job type {type} has no {default_label(field)}."
+
+
+def _status_not_allowed(
+    status: str,
+    state: str,
+    status_state: str = "",
+    type: str = "",
+) -> str:
+    if status_state:
+        return f"Status {status} is {status_state}, not {state}."
+    return f"Status {status} is not allowed for job type {type}."
+
+
+def _not_permitted(permission: str, transition: str = "") -> str:
+    if transition:
+        return f"You may not {TRANSITIONS[transition].action} jobs."
+    return "You may not view jobs."
+
+
+def _job_not_found(number: str = "") -> str:
+    return "No job has this number." if number else "No job matches the identifier."
+
+
+SENTENCES: dict[str, Callable[..., str]] = {
+    "JOB_STATE_CONFLICT": _state_conflict,
+    "NO_DEFAULT_STATUS": _no_default,
+    "STATUS_NOT_ALLOWED": _status_not_allowed,
+    "PERMISSION_DENIED": _not_permitted,
+    "JOB_NOT_FOUND": _job_not_found,
+    "TRANSITION_RUN_NOT_FOUND": lambda: "No transition run has this id.",
+    "STATUS_NOT_FOUND": lambda choice: f"The {choice_noun(choice)} asked for does not exist.",
+    "CANCELLATION_REASON_NOT_FOUND": lambda choice: (
+        f"The {choice_noun(choice)} asked for does not exist."
+    ),
+}
+
+
+def sentence(refusal: JobsError) -> str:
+    """The refusal's facts in one sentence (a door's own refusal says its own)."""
+    if refusal.message or refusal.code not in SENTENCES:
+        return refusal.message
+    return SENTENCES[refusal.code](**refusal.data)
+
+
+def ask_for(permission: str) -> str:
+    """What every door says to a user who lacks a permission."""
+    return f"Ask an administrator for the permission {permission}."
+
+
+# Every choice a transition takes, by name: "status", "cancellation_reason".
+CHOICES = {c.name: c for t in TRANSITIONS.values() for c in t.choices}
+
+
+def choice_noun(choice: str) -> str:
+    """ "status", "cancellation reason": what a choice of a transition is called."""
+    return CHOICES[choice].label.lower()
+
+
+# A refusal in a door's words: (message, what to change).
+Words = tuple[str, str]
+Wording = Callable[[JobsError], Words]
+
+
+def words_from(next_steps: dict[str, Callable[[JobsError], str]]) -> Wording:
+    """A door's wording: the refusal's sentence, and what to change in the door's own terms (its
+    table, by code). A refusal that came with its words (a door's own) keeps them."""
+
+    def say(refusal: JobsError) -> Words:
+        if refusal.message or refusal.code not in next_steps:
+            return refusal.message, refusal.description
+        return sentence(refusal), next_steps[refusal.code](refusal)
+
+    return say

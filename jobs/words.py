@@ -77,6 +77,21 @@ def sentence(refusal: JobsError) -> str:
     return SENTENCES[refusal.code](**refusal.data)
 
 
+def status_hint(refusal: JobsError) -> str:
+    """What to do about a status the job cannot enter: the same words at every door."""
+    state = refusal.data["state"]
+    if refusal.data.get("status_state"):
+        return f"Choose a status whose life cycle state is {state}."
+    return f"Choose a {state} status that the job's type allows."
+
+
+def missing_choice(refusal: JobsError) -> str | None:
+    """The choice (status, cancellation reason) a refusal says does not exist, if it says so."""
+    if refusal.message or not refusal.code.endswith("_NOT_FOUND"):
+        return None
+    return refusal.data.get("choice")
+
+
 def ask_for(permission: str) -> str:
     """What every door says to a user who lacks a permission."""
     return f"Ask an administrator for the permission {permission}."
@@ -96,11 +111,17 @@ Words = tuple[str, str]
 Wording = Callable[[JobsError], Words]
 
 
-def words_from(next_steps: dict[str, Callable[[JobsError], str]]) -> Wording:
+def words_from(
+    next_steps: dict[str, Callable[[JobsError], str]], missing: Callable[[str], Words]
+) -> Wording:
     """A door's wording: the refusal's sentence, and what to change in the door's own terms (its
-    table, by code). A refusal that came with its words (a door's own) keeps them."""
+    table, by code); a choice that does not exist, as the door names it (`missing(choice)`). A
+    refusal that came with its words (a door's own) keeps them."""
 
     def say(refusal: JobsError) -> Words:
+        choice = missing_choice(refusal)
+        if choice is not None:
+            return missing(choice)
         if refusal.message or refusal.code not in next_steps:
             return refusal.message, refusal.description
         return sentence(refusal), next_steps[refusal.code](refusal)

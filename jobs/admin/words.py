@@ -4,36 +4,34 @@ in the page's own terms, its fields and buttons."""
 from __future__ import annotations
 
 from jobs.exceptions import JobsError
-from jobs.words import Words, ask_for, choice_noun, default_label, words_from
+from jobs.words import (
+    ask_for,
+    choice_noun,
+    default_label,
+    status_hint,
+    words_from,
+)
 
 
 def _no_default(refusal: JobsError) -> str:
     return f"Choose a status, or set the type's {default_label(refusal.data['field'])}."
 
 
-def _status_not_allowed(refusal: JobsError) -> str:
-    state = refusal.data["state"]
-    if refusal.data.get("status_state"):
-        return f"Choose a status whose life cycle state is {state}."
-    return f"Choose a {state} status that the job's type allows."
-
-
 NEXT_STEPS = {
     "JOB_STATE_CONFLICT": lambda r: "Nothing was changed. Reload the page to see it as it is now.",
     "NO_DEFAULT_STATUS": _no_default,
-    "STATUS_NOT_ALLOWED": _status_not_allowed,
+    "STATUS_NOT_ALLOWED": status_hint,
     "PERMISSION_DENIED": lambda r: ask_for(r.data["permission"]),
     "JOB_NOT_FOUND": lambda r: "It may have been deleted.",
     "TRANSITION_RUN_NOT_FOUND": lambda r: "It may have been deleted.",
 }
-_say = words_from(NEXT_STEPS)
-
-
-def _words(refusal: JobsError) -> Words:
-    if not refusal.message and "choice" in refusal.data and refusal.code.endswith("_NOT_FOUND"):
-        noun = choice_noun(refusal.data["choice"])
-        return f"The {noun} chosen no longer exists.", "Choose another."
-    return _say(refusal)
+_words = words_from(
+    NEXT_STEPS,
+    missing=lambda choice: (
+        f"The {choice_noun(choice)} chosen no longer exists.",
+        "Choose another.",
+    ),
+)
 
 
 def admin_words(refusal: JobsError) -> str:

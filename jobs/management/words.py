@@ -4,7 +4,7 @@ change in the command's own terms, its options."""
 from __future__ import annotations
 
 from jobs.exceptions import JobsError
-from jobs.words import CHOICES, Words, ask_for, default_label, words_from
+from jobs.words import CHOICES, Words, ask_for, choice_noun, default_label, words_from
 
 
 def _no_default(refusal: JobsError) -> str:
@@ -17,7 +17,9 @@ NEXT_STEPS = {
     "PERMISSION_DENIED": lambda r: ask_for(r.data["permission"]),
     "JOB_STATE_CONFLICT": lambda r: "Nothing was changed for it.",
 }
-command_words = words_from(NEXT_STEPS)
+command_words = words_from(
+    NEXT_STEPS, missing=lambda choice: (f"The {choice_noun(choice)} asked for does not exist.", "")
+)
 
 
 def reason(refusal: JobsError) -> str:

@@ -16,6 +16,7 @@ from jobs.admin.readonly import ReadOnlyAdmin
 from jobs.admin.transitions import skip_label
 from jobs.admin.words import admin_words
 from jobs.exceptions import JobsError
+from jobs.filters import FILTER_DESCRIPTIONS
 from jobs.models import JobStatus, JobType, LifeCycleState, TransitionRun
 from jobs.services import stop_run
 from jobs.transitions import TRANSITIONS
@@ -63,8 +64,10 @@ class RunFilter(admin.SimpleListFilter):
 
 # How a run's frozen filter reads to a dispatcher: each name of GET jobs in words.
 def _selection_words(frozen: dict[str, str]) -> list[str]:
+    # In the filters' own order: PostgreSQL keeps a JSON object's keys in an order of its own.
     words = []
-    for name, value in frozen.items():
+    for name in (name for name in FILTER_DESCRIPTIONS if name in frozen):
+        value = frozen[name]
         if name == "life_cycle_state":
             words.append(f"in {LifeCycleState(value).label}" if value in LifeCycleState else value)
         elif name == "type":

@@ -219,8 +219,8 @@ def test_a_job_changed_by_another_writer_after_the_read_is_a_conflict(
     Job.objects.filter(pk=job.pk).update(life_cycle_state=LifeCycleState.CANCELLED)
     real_from_db = Job.from_db.__func__
 
-    def stale(cls, db, field_names, values):
-        loaded = real_from_db(cls, db, field_names, values)
+    def stale(cls, db, field_names, values, **kwargs):
+        loaded = real_from_db(cls, db, field_names, values, **kwargs)
         loaded.__dict__["life_cycle_state"] = read_as
         return loaded
 
@@ -691,8 +691,8 @@ def stale_reads(monkeypatch, *, of: set[int]) -> None:
     real_from_db = Job.from_db.__func__
     stale = set(of)
 
-    def from_db(cls, db, field_names, values):
-        job = real_from_db(cls, db, field_names, values)
+    def from_db(cls, db, field_names, values, **kwargs):
+        job = real_from_db(cls, db, field_names, values, **kwargs)
         if job.pk in stale:
             stale.discard(job.pk)
             job.__dict__["life_cycle_state"] = LifeCycleState.PENDING
@@ -894,8 +894,8 @@ def test_a_batch_that_keeps_losing_races_is_refused_whole_and_changes_nothing(
     # Every read sees the jobs pending, but another writer always got there first.
     real_from_db = Job.from_db.__func__
 
-    def always_stale(cls, db, field_names, values):
-        job = real_from_db(cls, db, field_names, values)
+    def always_stale(cls, db, field_names, values, **kwargs):
+        job = real_from_db(cls, db, field_names, values, **kwargs)
         job.__dict__["life_cycle_state"] = LifeCycleState.PENDING
         return job
 

@@ -86,10 +86,11 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     # Jobs are cancelled, not deleted in bulk: deleting takes their transition log (the audit
     # trail) with them, and a statement bound on the server takes at most 65,535 parameters,
     # which Django 5.2's delete of that many jobs would exceed (docs/deploy.md).
-    # Django 6.1 adds where the actions are shown (`action_location`); passed on as given, so
-    # both Django lines are served.
-    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, tuple]:
-        actions = super().get_actions(request, *args, **kwargs)
+    # Django 6.1 adds where the actions are shown (`action_location`); passed on only when
+    # given, so both Django lines are served.
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, tuple]:
+        where = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **where)
         actions.pop("delete_selected", None)
         return actions
 

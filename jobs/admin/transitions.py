@@ -154,10 +154,11 @@ class TransitionAdminMixin:
 
     # --- the bulk actions ---------------------------------------------------------------------
 
-    # Django 6.1 adds where the actions are shown (`action_location`); passed on as given, so
-    # both Django lines are served.
-    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, tuple]:
-        actions = super().get_actions(request, *args, **kwargs)
+    # Django 6.1 adds where the actions are shown (`action_location`); passed on only when
+    # given, so both Django lines are served.
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, tuple]:
+        where = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **where)
         if self.actions is None or IS_POPUP_VAR in request.GET:  # as Django's own actions
             return actions
         for declared in TRANSITIONS.values():

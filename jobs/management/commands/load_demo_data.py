@@ -32,7 +32,7 @@ from jobs.transitions import TRANSITIONS
 DEMO_USERS = {
     # username: (password, role)
     "admin": ("admin-demo-pw", "superuser"),
-    "dispatcher": ("dispatcher-demo-pw", "may view, start, complete and cancel jobs"),
+    "dispatcher": ("dispatcher-demo-pw", "may view, submit, start, complete, cancel and edit jobs"),
     "technician": ("technician-demo-pw", "may view, start and complete jobs, not cancel them"),
     "viewer": ("viewer-demo-pw", "may only view jobs"),
 }

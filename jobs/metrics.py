@@ -38,6 +38,12 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
 )
 
+
+def count_transition(transition: str, channel: str, outcome: str, amount: int = 1) -> None:
+    """Jobs moved (outcome: the past tense) or refused (the code)."""
+    TRANSITIONS.labels(transition, channel, outcome).inc(amount)
+
+
 REQUESTS_BY_METHOD = Counter(
     "django_http_requests_total_by_method", "Requests by method.", ["method"]
 )

@@ -115,6 +115,14 @@ class JobTransition:
         """Whether the job's current state lets this transition run (django-fsm decides)."""
         return can_proceed(getattr(job, self.name))
 
+    def requested(self, status: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Each choice as a caller asks for it, by name (None: the type's default)."""
+        unknown = set(parameters) - {p.name for p in self.parameters}
+        if unknown:
+            raise TypeError(f"{self.name} takes no {', '.join(sorted(unknown))}")
+        asked = {"status": status, **parameters}
+        return {choice.name: asked.get(choice.name) for choice in self.choices}
+
     def apply(self, job: Job, **kwargs: Any) -> None:
         """Run the model's transition on `job`, in memory."""
         getattr(job, self.name)(**kwargs)

@@ -48,7 +48,7 @@ from jobs.services import ensure_may_view
 
 class JobPermission(BasePermission):
     """Reading jobs needs jobs.view_job. A transition's own permission is the service's to check
-    (jobs.services.resolution.ensure_permitted), once, as for every door."""
+    (jobs.services.permissions.ensure_permitted), once, as for every door."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method not in SAFE_METHODS:

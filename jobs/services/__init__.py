@@ -4,9 +4,11 @@ command, for every transition declared in `jobs.transitions`.
 The transition itself (`Job.submit`, `Job.start_progress`, …) is pure and lives on the model. The
 service owns what the model cannot, each concern in its own module:
 
-- `resolution`: the order (`TransitionOrder`): the permission check (django-fsm does not check
-  `permission=` on a call), every refusal rule stated once (for one job in memory and for any
-  selection in SQL), the status and extra parameters each job enters, and the move in memory;
+- `permissions`: who may run a transition (django-fsm does not check `permission=` on a call)
+  or view jobs, checked once per request;
+- `resolution`: the order (`TransitionOrder`): every refusal rule stated once (for one job in
+  memory and for any selection in SQL), the status and extra parameters each job enters, and the
+  move in memory;
 - `moves`: a job moved in memory, with what it was read as;
 - `writes`: the compare-and-set UPDATE and the INSERTs, in the caller's transaction;
 - `records`: the transition log rows and the events the writes insert;
@@ -22,7 +24,7 @@ Refusals are raised as codes with data (jobs.exceptions); the doors word them.
 from jobs.services.bulk import BulkSummary, Outcome, job_bulk_transition
 from jobs.services.forecast import Forecast, forecast
 from jobs.services.one import job_transition
-from jobs.services.resolution import ensure_may_view, ensure_permitted
+from jobs.services.permissions import ensure_may_view, ensure_permitted
 from jobs.services.runs import get_run, queue_run, stop_run
 from jobs.services.selection import Selection, eligible_jobs
 

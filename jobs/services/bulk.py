@@ -21,8 +21,9 @@ from django.db.models.functions import JSONObject
 from jobs.exceptions import JobNotFound, JobsError, JobStateConflict
 from jobs.models import Job, JobStatus, JobType
 from jobs.services.moves import Move
+from jobs.services.permissions import TransitionRef
 from jobs.services.records import Moment
-from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef
+from jobs.services.resolution import CatalogRef, TransitionOrder
 from jobs.services.writes import LostRace, persist
 
 logger = logging.getLogger(__name__)

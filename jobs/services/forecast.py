@@ -18,7 +18,8 @@ from django.db.models import Count, Q, QuerySet
 
 from jobs.exceptions import JobsError
 from jobs.models import Job
-from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef
+from jobs.services.permissions import TransitionRef
+from jobs.services.resolution import CatalogRef, TransitionOrder
 
 NAMED = 20
 

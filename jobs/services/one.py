@@ -9,11 +9,14 @@ from typing import Any
 from django.db import transaction
 
 from jobs.exceptions import JobNotFound, JobsError, JobStateConflict
+from jobs.metrics import count_transition
 from jobs.models import Job
+from jobs.services.permissions import TransitionRef, ensure_permitted
 from jobs.services.records import Moment
-from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef
+from jobs.services.resolution import CatalogRef, TransitionOrder
 from jobs.services.writes import LostRace, persist
-from jobs.sql.lock import lock_job
+from jobs.sql.lock import lock_job, wanted_for
+from jobs.transitions import JobTransition, get_transition
 
 # A job: the instance, its primary key, or an identifier the door has parsed ({"id": 19} or
 # {"number": "JB00019"}; jobs.identifiers.parse_identifier).
@@ -46,33 +49,47 @@ def job_transition(
     state, status and every column the transition set, its type, and what `load` names (ORM
     paths such as "assigned_to__user__username" or "created_by_user__username"), read by the
     lock, so a caller renders the job without reading it again.
+
+    In order, each once: the permission, the lock (which reads the entries asked for), the order
+    built from the locked row (its rules and the move in memory), the writes.
     """
-    lookup = _job_lookup(job)
-    order = TransitionOrder.build(
-        transition, status=status, parameters=parameters, user=user, channel=channel
-    )
+    declared = get_transition(transition)
     try:
-        moved = _transition_one(order, lookup, tuple(load))
+        ensure_permitted(user, declared)
+        requested = declared.requested(status, parameters)
+        moved = _transition_one(declared, requested, _job_lookup(job), user, channel, tuple(load))
     except JobsError as refusal:
-        order.count(refusal.code)
+        count_transition(declared.name, channel, refusal.code)
         raise
-    order.count(order.transition.past)
+    count_transition(declared.name, channel, declared.past)
     return moved
 
 
-def _transition_one(order: TransitionOrder, lookup: tuple[str, Any], load: tuple) -> Job:
+def _transition_one(
+    declared: JobTransition,
+    requested: dict[str, CatalogRef],
+    lookup: tuple[str, Any],
+    user: Any,
+    channel: str,
+    load: tuple[str, ...],
+) -> Job:
+    # What the lock reads of the entries asked for, by choice.
+    wanted = {c.name: w for c in declared.choices if (w := wanted_for(c, requested[c.name]))}
     at = Moment.now()
     with transaction.atomic():
         locked = lock_job(
             *lookup,
-            type_defaults=order.transition.type_defaults,
-            wanted=order.wanted,
+            type_defaults=declared.type_defaults,
+            wanted=list(wanted.values()),
             with_assignment=any(path.startswith("assigned_to") for path in load),
             with_author=any(path.startswith("created_by_user") for path in load),
         )
         if locked is None:
             raise JobNotFound()
-        order.take(locked.job, locked.wanted)
+        found = dict(zip(wanted, locked.wanted, strict=True))
+        order = TransitionOrder.for_locked(
+            declared, requested, job=locked.job, found=found, user=user, channel=channel
+        )
         move = order.move(locked.job, locked.leaving_status, at)
         try:
             persist(order, [move], at)

@@ -22,38 +22,18 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from jobs.exceptions import (
-    JobsError,
-    JobStateConflict,
-    NoDefaultStatus,
-    PermissionDenied,
-    StatusNotAllowed,
-)
-from jobs.metrics import TRANSITIONS as TRANSITIONS_COUNTED
+from jobs.exceptions import JobsError, JobStateConflict, NoDefaultStatus, StatusNotAllowed
+from jobs.metrics import count_transition
 from jobs.models import Job, JobType
 from jobs.services.moves import Move, snapshot
+from jobs.services.permissions import TransitionRef, ensure_permitted
 from jobs.services.records import Moment
-from jobs.sql.lock import Wanted
+from jobs.sql.lock import Wanted, wanted_for
 from jobs.transitions import Choice, JobTransition, get_transition
 
 # A catalog entry as a caller names it: the instance, an identifier object the door has parsed
 # ({"id": 5}, {"alternative_code": "ONSITE"}), or None for the job type's default.
 CatalogRef = models.Model | Mapping[str, Any] | None
-TransitionRef = JobTransition | str
-
-
-def ensure_permitted(user: Any, transition: TransitionRef) -> None:
-    """Refuse a user who may not run the transition: django-fsm does not check `permission=` on
-    a call, so the service asks here, once, for every door."""
-    declared = get_transition(transition)
-    if user is None or not user.is_active or not user.has_perm(declared.permission):
-        raise PermissionDenied(transition=declared.name, permission=declared.permission)
-
-
-def ensure_may_view(user: Any) -> None:
-    """Refuse a user who may not look at jobs (and so at runs, events and look-ups)."""
-    if user is None or not user.has_perm("jobs.view_job"):
-        raise PermissionDenied(permission="jobs.view_job")
 
 
 # --- conditions: which jobs, in memory and in SQL ---------------------------------------------
@@ -124,34 +104,33 @@ class Rule:
 class Resolver:
     """One choice for each job of a run: the entry asked for, else the type's default."""
 
-    def __init__(self, choice: Choice, requested: CatalogRef) -> None:
+    def __init__(
+        self,
+        choice: Choice,
+        requested: CatalogRef,
+        *,
+        found: tuple[Any, bool] | None = None,
+        job: Job | None = None,
+    ) -> None:
         self.choice = choice
         self.by_default = requested is None
-        self._entry: Any = None
         self._allowed_type_ids: frozenset[int] = frozenset()
-        self._lookup: dict[str, Any] | None = None
-        if isinstance(requested, choice.model):
-            if choice.state is None:
-                self._entry = requested  # nothing to check it against: taken as it is
-            else:
-                self._lookup = {"id": requested.pk}  # which types allow it is still to be read
+        # An entry given whole with nothing to check it against is taken as it is; one named by
+        # identifier (or whose types are still to be read) is read once: by the job's lock
+        # (`found`, with whether `job`'s type allows it), or on first use.
+        self._entry: Any = None if isinstance(requested, Mapping) else requested
+        self.wanted: tuple[Wanted, Any] | None = None
+        if found is not None:
+            self._entry, allowed = found
+            self._allowed_type_ids = frozenset({job.type_id} if allowed else ())
         elif requested is not None:
-            self._lookup = dict(requested)
-        self._loaded = self._lookup is None
+            self.wanted = wanted_for(choice, requested)
+        self._loaded = self.wanted is None
 
     @property
-    def wanted(self) -> tuple[Wanted, Any] | None:
-        """What a single job's lock should read for this choice, with the value to look for."""
-        if self._loaded:
-            return None
-        ((field, value),) = self._lookup.items()
-        return Wanted(self.choice.model, field, self.choice.state is not None), value
-
-    def take(self, job: Job, entry: Any, allowed: bool) -> None:
-        """The entry as the job's lock read it, and whether the job's type allows it."""
-        self._entry = entry
-        self._allowed_type_ids = frozenset({job.type_id} if allowed else ())
-        self._loaded = True
+    def _lookup(self) -> dict[str, Any]:
+        wanted, value = self.wanted
+        return {wanted.field: value}
 
     def _load(self) -> None:
         if self._loaded:
@@ -231,14 +210,33 @@ class TransitionOrder:
         channel: str,
         run: int | None = None,
     ) -> TransitionOrder:
+        """The order of a bulk run, a forecast or a background run; the permission is checked
+        first."""
         declared = get_transition(transition)
         ensure_permitted(user, declared)
-        unknown = set(parameters) - {p.name for p in declared.parameters}
-        if unknown:
-            raise TypeError(f"{declared.name} takes no {', '.join(sorted(unknown))}")
-        requested = {"status": status, **parameters}
-        resolvers = [Resolver(c, requested.get(c.name)) for c in declared.choices]
+        requested = declared.requested(status, parameters)
+        resolvers = [Resolver(c, requested[c.name]) for c in declared.choices]
         return cls(declared, resolvers, user, channel, run)
+
+    @classmethod
+    def for_locked(
+        cls,
+        declared: JobTransition,
+        requested: Mapping[str, CatalogRef],
+        *,
+        job: Job,
+        found: Mapping[str, tuple[Any, bool]],
+        user: Any,
+        channel: str,
+    ) -> TransitionOrder:
+        """The order of one job whose lock has read the entries asked for (`found`, by choice:
+        the entry and whether the job's type allows it); the caller checked the permission
+        before taking the lock."""
+        resolvers = [
+            Resolver(c, requested[c.name], found=found.get(c.name), job=job)
+            for c in declared.choices
+        ]
+        return cls(declared, resolvers, user, channel)
 
     def rules(self) -> list[Rule]:
         """Every reason a job may be refused for, in order: its state, then each choice's."""
@@ -251,18 +249,6 @@ class TransitionOrder:
 
         state = Rule(JobStateConflict.code, StateNotIn(declared.sources), wrong_state)
         return [state, *(rule for resolver in self.resolvers for rule in resolver.rules())]
-
-    @property
-    def wanted(self) -> list[tuple[Wanted, Any]]:
-        """What a single job's lock reads for the entries asked for by identifier."""
-        return [wanted for r in self.resolvers if (wanted := r.wanted) is not None]
-
-    def take(self, job: Job, found: list[tuple[Any, bool]]) -> None:
-        """The entries the job's lock read (`wanted`, in order), with whether its type allows
-        each."""
-        waiting = [r for r in self.resolvers if r.wanted is not None]
-        for resolver, (entry, allowed) in zip(waiting, found, strict=True):
-            resolver.take(job, entry, allowed)
 
     def move(
         self, job: Job, leaving_status: dict[str, Any], at: Moment, rules: list[Rule] | None = None
@@ -289,4 +275,4 @@ class TransitionOrder:
 
     def count(self, outcome: str, amount: int = 1) -> None:
         """Prometheus's count of jobs moved (outcome: the past tense) or refused (the code)."""
-        TRANSITIONS_COUNTED.labels(self.transition.name, self.channel, outcome).inc(amount)
+        count_transition(self.transition.name, self.channel, outcome, amount)

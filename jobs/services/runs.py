@@ -36,10 +36,12 @@ from jobs.models import (
 )
 from jobs.services import engine
 from jobs.services.bulk import Batches, Outcome
+from jobs.services.permissions import TransitionRef, ensure_permitted
 from jobs.services.records import EventRow, Moment, events
-from jobs.services.resolution import CatalogRef, TransitionOrder, TransitionRef, ensure_permitted
+from jobs.services.resolution import CatalogRef, TransitionOrder
 from jobs.services.selection import Selection
 from jobs.sql.writes import write
+from jobs.transitions import get_transition
 from jobs.words import sentence
 
 logger = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def get_run(run_id: int | str) -> TransitionRun:
 def stop_run(run_id: int | str, *, user: Any) -> TransitionRun:
     """Stop a run after the batch in hand (a queued run at once). A run that has ended stays as
     it ended."""
-    ensure_permitted(user, get_run(run_id).transition)
+    ensure_permitted(user, get_transition(get_run(run_id).transition))
     with transaction.atomic():
         run = TransitionRun.objects.select_for_update().get(pk=run_id)
         if run.state == RunState.QUEUED:

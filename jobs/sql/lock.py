@@ -25,6 +25,19 @@ class Wanted:
     check_allowed: bool
 
 
+def wanted_for(choice: Any, requested: Any) -> tuple[Wanted, Any] | None:
+    """What a job's lock reads for a transition's choice (`jobs.transitions.Choice`) asked for:
+    the entry by the identifier's field, with the value to look for; None when there is nothing
+    to read (the type's default, or an entry given whole that nothing is checked against)."""
+    if requested is None:
+        return None
+    checked = choice.state is not None
+    if isinstance(requested, choice.model):
+        return (Wanted(choice.model, "id", True), requested.pk) if checked else None
+    ((field, value),) = requested.items()
+    return Wanted(choice.model, field, checked), value
+
+
 @dataclass(frozen=True)
 class LockedRow:
     """What one job's lock reads, as instances."""

@@ -218,3 +218,10 @@ def test_the_transition_log_names_each_rows_run_and_filters_by_it(dispatcher, vi
     assert runs_job.number not in alone
     run_html = logged_in(dispatcher).get(run_page(run)).content.decode()
     assert f'href="{log}?run={run.pk}">See the 1 jobs it moved</a>' in run_html
+
+
+def test_a_runs_history_is_the_log_of_what_it_moved(dispatcher):
+    run = queued_run(dispatcher)
+    response = logged_in(dispatcher).get(reverse("admin:jobs_transitionrun_history", args=[run.pk]))
+    log = reverse("admin:jobs_jobtransitionlog_changelist")
+    assert (response.status_code, response["Location"]) == (302, f"{log}?run={run.pk}")

@@ -196,6 +196,13 @@ class TransitionRunAdmin(ReadOnlyAdmin):
                 )
         return HttpResponseRedirect(reverse("admin:jobs_transitionrun_change", args=[object_id]))
 
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context=None
+    ) -> HttpResponse:
+        # Django's page lists admin edits, which a run never has: its history is what it moved.
+        log = reverse("admin:jobs_jobtransitionlog_changelist")
+        return HttpResponseRedirect(f"{log}?run={object_id}")
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
     ) -> HttpResponse:

@@ -133,8 +133,8 @@ def raw_transaction(vendor: str, user_id: int):
         f"{mark})"
     )
     event = (
-        "INSERT INTO jobs_event (public_id, type, timestamp, data, txid, fanned_out) VALUES "
-        f"({mark}, 'job.started', {mark}, {data}, {txid}, FALSE)"
+        "INSERT INTO jobs_event (public_id, type, timestamp, data, txid, fanned_out, job_id) "
+        f"VALUES ({mark}, 'job.started', {mark}, {data}, {txid}, FALSE, {mark})"
     )
 
     def start(number: str) -> None:
@@ -157,7 +157,7 @@ def raw_transaction(vendor: str, user_id: int):
             "user": {"id": user_id},
             "channel": "api",
         }
-        cursor.execute(event, [new_event_id(), now, json.dumps(happened)])
+        cursor.execute(event, [new_event_id(), now, json.dumps(happened), job_id])
         raw.commit() if vendor == "postgresql" else cursor.execute("COMMIT")
 
     return start, raw

@@ -242,6 +242,7 @@ def run_naive(declared, user) -> None:
             )
             leaving = JobStatus.objects.get(pk=from_status)
             Event.objects.create(
+                job=job,
                 type=declared.event,
                 timestamp=job.updated_date,
                 data=event_data(
@@ -312,8 +313,8 @@ def run_raw_sql(declared, user) -> None:
         )
         cursor.execute(
             f"""
-            INSERT INTO jobs_event (public_id, type, timestamp, data, txid, fanned_out)
-            SELECT {public_id}, %(event)s, %(now)s, {data % fields}, {txid}, FALSE
+            INSERT INTO jobs_event (public_id, type, timestamp, data, txid, fanned_out, job_id)
+            SELECT {public_id}, %(event)s, %(now)s, {data % fields}, {txid}, FALSE, j.id
             FROM jobs_job j JOIN jobs_jobtype t ON t.id = j.type_id
             JOIN jobs_jobstatus fs ON fs.id = j.status_id
             JOIN jobs_jobstatus ts ON ts.id = t.{default}

@@ -86,8 +86,12 @@ def settled(events: QuerySet[Event]) -> QuerySet[Event]:
     return events.filter(Q(txid__lt=horizon) | Q(txid=own))
 
 
-def events_after(after: Cursor | None, *, types: list[str] | None, limit: int) -> list[Event]:
-    events = settled(Event.objects.filter(type__in=types or EVENT_TYPES))
+def events_after(
+    after: Cursor | None, *, types: list[str] | None, limit: int, seen: Q
+) -> list[Event]:
+    """The next `limit` events after the cursor that the reader sees (`seen`,
+    jobs.visibility.events_seen_by)."""
+    events = settled(Event.objects.filter(seen, type__in=types or EVENT_TYPES))
     if after is not None:
         events = events.filter(Q(txid__gt=after.txid) | Q(txid=after.txid, id__gt=after.id))
     return list(events.order_by("txid", "id")[:limit])

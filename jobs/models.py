@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 SUBMIT_PERMISSION = "jobs.submit_job"
+VIEW_ALL_PERMISSION = "jobs.view_all_jobs"
 START_PROGRESS_PERMISSION = "jobs.start_progress_job"
 COMPLETE_PERMISSION = "jobs.complete_job"
 CANCEL_PERMISSION = "jobs.cancel_job"
@@ -242,10 +243,20 @@ class Job(ConcurrentTransitionMixin, models.Model):
         related_name="+",
         editable=False,
     )
+    # CRM.COM's "owned by group": its users see the job (jobs.visibility).
+    owned_by_group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_jobs",
+        help_text="the unit whose users see and move this job",
+    )
 
     class Meta:
         ordering = ["-created_date", "-id"]
         permissions = [
+            ("view_all_jobs", "Can see every job, whoever owns it"),
             ("submit_job", "Can submit draft jobs"),
             ("start_progress_job", "Can start progress on jobs"),
             ("complete_job", "Can complete jobs"),
@@ -525,6 +536,26 @@ class Event(models.Model):
     txid = models.BigIntegerField(default=0, editable=False)
     # Whether a worker has made this event's webhook deliveries (see jobs.tasks.fan_out).
     fanned_out = models.BooleanField(default=False, editable=False)
+    # Whom the event is about, for the feed to hand each reader only what they see
+    # (jobs.visibility). No constraint: the outbox keeps an event whose job or run is deleted.
+    job = models.ForeignKey(
+        Job,
+        null=True,
+        editable=False,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    run = models.ForeignKey(
+        TransitionRun,
+        null=True,
+        editable=False,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["txid", "id"]

@@ -11,6 +11,7 @@ from jobs.exceptions import InvalidIdentifier, JobNotFound, JobsError, JobTypeNo
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, is_number, parse_identifier
 from jobs.models import Job, JobStatus, JobTransitionLog, JobType
 from jobs.transitions import TRANSITIONS
+from jobs.visibility import Sight
 
 
 def catalog_entry_named(model: type[Model], value: str, *, not_found: type[JobsError]) -> Any:
@@ -84,10 +85,10 @@ def statuses_of_type(job_type: JobType, state: str | None = None) -> list[TypeSt
     return found
 
 
-def job_history(job_pk: int) -> QuerySet[JobTransitionLog]:
+def job_history(job_pk: int, sight: Sight) -> QuerySet[JobTransitionLog]:
     """A job's transitions, newest first, with what a page of them shows; JOB_NOT_FOUND when no
-    job has this id (an empty history is a job that has not moved yet)."""
-    if not Job.objects.filter(pk=job_pk).exists():
+    job the caller sees has this id (an empty history is a job that has not moved yet)."""
+    if not Job.objects.filter(sight.q(), pk=job_pk).exists():
         raise JobNotFound("No job has this id.", "Check the id and try again.")
     return (
         JobTransitionLog.objects.filter(job_id=job_pk)

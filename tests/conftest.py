@@ -8,28 +8,36 @@ pytest_plugins = ["tests.workers"]
 
 @pytest.fixture
 def dispatcher(db):
-    """May view jobs and run every transition: submit, start, complete, cancel."""
+    """May view every job and run every transition: submit, start, complete, cancel (the
+    tests of who sees which job make their own users: tests/test_visibility.py)."""
     return UserFactory(
         username="dispatcher",
         is_staff=True,
-        permissions=["view_job", "submit_job", "start_progress_job", "complete_job", "cancel_job"],
+        permissions=[
+            "view_job",
+            "view_all_jobs",
+            "submit_job",
+            "start_progress_job",
+            "complete_job",
+            "cancel_job",
+        ],
     )
 
 
 @pytest.fixture
 def technician(db):
-    """May view, start and complete jobs, but not cancel them."""
+    """May view every job, start and complete jobs, but not cancel them."""
     return UserFactory(
         username="technician",
         is_staff=True,
-        permissions=["view_job", "start_progress_job", "complete_job"],
+        permissions=["view_job", "view_all_jobs", "start_progress_job", "complete_job"],
     )
 
 
 @pytest.fixture
 def viewer(db):
-    """May only look at jobs."""
-    return UserFactory(username="viewer", is_staff=True, permissions=["view_job"])
+    """May only look at jobs (every job)."""
+    return UserFactory(username="viewer", is_staff=True, permissions=["view_job", "view_all_jobs"])
 
 
 @pytest.fixture(autouse=True)

@@ -634,7 +634,10 @@ def test_the_assignment_is_read_only_for_those_who_cannot_save_the_job(dispatche
 
 
 def test_the_assignment_is_editable_for_those_who_may_change_jobs(db):
-    editor = UserFactory(is_staff=True, permissions=["view_job", "change_job", "add_assignment"])
+    editor = UserFactory(
+        is_staff=True,
+        permissions=["view_job", "view_all_jobs", "change_job", "add_assignment"],
+    )
     job = JobFactory()
     content = logged_in(editor).get(reverse("admin:jobs_job_change", args=[job.pk])).content
     assert b'name="assigned_to-0-user"' in content

@@ -11,6 +11,7 @@ from django.urls import reverse
 from jobs.models import Channel, Job, LifeCycleState, RunState, TransitionRun
 from jobs.services import Selection, job_transition, queue_run, runs
 from jobs.transitions import CANCEL, START_PROGRESS
+from jobs.visibility import sight_of
 from tests.factories import JobFactory, JobTypeFactory, UserFactory, bulk_pending_jobs, queued_run
 from tests.helpers import count_queries, logged_in, messages_of, run_action, states
 
@@ -82,7 +83,7 @@ def test_a_queued_selection_holds_what_the_changelist_showed(dispatcher, query):
         return
     run = TransitionRun.objects.get()
     assert "filter" in run.selection
-    assert Selection.thaw(run.selection).count() == shown
+    assert Selection.thaw(run.selection).count(sight_of(dispatcher)) == shown
 
 
 def test_a_large_selection_of_ticked_jobs_is_queued_by_their_ids(dispatcher):

@@ -12,7 +12,7 @@ from django.db.models import Count
 from rest_framework_simplejwt.tokens import SlidingToken
 
 from jobs.models import Job, LifeCycleState
-from tests.factories import JobFactory, UserFactory
+from tests.factories import AssignmentFactory, JobFactory, UserFactory
 from tests.helpers import by_identifier_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +61,7 @@ def whole_or_untouched(job: Job, wait: float = 5.0) -> str:
 def body():
     user = UserFactory(username="field-app", permissions=["start_progress_job"])
     job = JobFactory()
+    AssignmentFactory(job=job, user=user, unit=None)  # the field app's own job
     token = str(SlidingToken.for_user(user))
     return job, json.dumps({"token": token, "job_identifier": {"number": job.number}}).encode()
 

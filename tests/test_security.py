@@ -245,7 +245,7 @@ def test_tokens_and_passwords_never_reach_the_logs(api, caplog):
     UserFactory(
         username="alice",
         password="correct horse battery",
-        permissions=["view_job", "start_progress_job"],
+        permissions=["view_job", "view_all_jobs", "start_progress_job"],
     )
     job = JobFactory()
     caplog.set_level(logging.DEBUG)

@@ -17,6 +17,7 @@ from django_fsm import ConcurrentTransition
 from jobs.admin.runs import link_to_run
 from jobs.admin.transitions import TransitionAdminMixin
 from jobs.models import Assignment, Job, JobTransitionLog
+from jobs.visibility import sight_of
 
 
 class AssignmentInline(admin.StackedInline):
@@ -107,6 +108,7 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         "life_cycle_state",
         "type",
         "status",
+        ("owned_by_group", admin.RelatedOnlyFieldListFilter),
         ("assigned_to__user", admin.RelatedOnlyFieldListFilter),
     ]
     list_select_related = ["type", "status", "assigned_to__user", "assigned_to__unit"]
@@ -115,6 +117,7 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         "number",
         "description",
         "type",
+        "owned_by_group",
         "life_cycle_state",
         "status",
         "rating_state",
@@ -140,6 +143,11 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         "updated_by_user",
     ]
     inlines = [AssignmentInline, TransitionLogInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        # Only the jobs one sees (jobs.visibility): the list, its counts, search and filters,
+        # "select all", every action and the job page (one not seen is "not found").
+        return super().get_queryset(request).filter(sight_of(request.user).q())
 
     @admin.display(description="description")
     def short_description(self, job: Job) -> str:
@@ -196,3 +204,6 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_select_related = ["job", "user", "unit"]
     search_fields = ["job__number", "user__username", "unit__name"]
     raw_id_fields = ["job"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assignment]:
+        return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))

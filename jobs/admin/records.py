@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs.admin.readonly import ReadOnlyAdmin
 from jobs.admin.runs import RunFilter, link_to_run
 from jobs.models import Event, JobTransitionLog
+from jobs.visibility import events_seen_by, sight_of
 
 
 @admin.register(JobTransitionLog)
@@ -35,6 +37,10 @@ class JobTransitionLogAdmin(ReadOnlyAdmin):
     def run_link(self, entry: JobTransitionLog) -> str:
         return link_to_run(entry.run_id)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JobTransitionLog]:
+        # The history of the jobs one sees (jobs.visibility).
+        return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))
+
     # The log is the jobs' history, which every job page shows: whoever may view jobs reads it.
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("jobs.view_job")
@@ -51,6 +57,10 @@ class EventAdmin(ReadOnlyAdmin):
     list_filter = ["type"]
     search_fields = ["public_id", "data__job__number"]
     readonly_fields = ["public_id", "type", "timestamp", "data", "txid"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        # As GET events hands them out: the events of the jobs one sees, and of one's own runs.
+        return super().get_queryset(request).filter(events_seen_by(request.user))
 
     @admin.display(description="job")
     def job_number(self, event: Event) -> str:

@@ -20,6 +20,7 @@ from jobs.filters import FILTER_DESCRIPTIONS
 from jobs.models import JobStatus, JobType, LifeCycleState, TransitionRun
 from jobs.services import stop_run
 from jobs.transitions import TRANSITIONS
+from jobs.visibility import runs_seen_by
 
 # How often a run's page reloads itself while the run goes on.
 REFRESH_SECONDS = 2
@@ -50,7 +51,8 @@ class RunFilter(admin.SimpleListFilter):
     LATEST = 10
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        latest = TransitionRun.objects.order_by("-id")[: self.LATEST]
+        latest = TransitionRun.objects.filter(runs_seen_by(request.user))
+        latest = latest.order_by("-id")[: self.LATEST]
         return [("none", "Moved one by one"), *((str(run.pk), str(run)) for run in latest)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -162,8 +164,12 @@ class TransitionRunAdmin(ReadOnlyAdmin):
     def skipped_total(self, run: TransitionRun) -> int:
         return run.skipped_count
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TransitionRun]:
+        # One's own runs; every run for whoever sees every job (jobs.visibility).
+        return super().get_queryset(request).filter(runs_seen_by(request.user))
+
     # Runs are made by the transition actions and the other doors, never edited; anyone who
-    # may view jobs may follow them.
+    # may view jobs may follow their own.
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("jobs.view_job")
 

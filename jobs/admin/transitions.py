@@ -346,7 +346,7 @@ class TransitionAdminMixin:
         statuses its type allows in the target state."""
         if not is_number(str(object_id)):
             return []
-        job = Job.objects.filter(pk=object_id).select_related("type").first()
+        job = self.get_queryset(request).filter(pk=object_id).select_related("type").first()
         if job is None:
             return []
         runnable = [

@@ -18,6 +18,7 @@ from rest_framework_simplejwt.tokens import SlidingToken, Token
 
 from jobs.backends import LOADED
 from jobs.sql.tokens import token_released, user_of_token
+from jobs.visibility import GROUPS_LOADED
 
 
 class _SlidingTokenReleaseReadWithUser(SlidingToken):
@@ -49,8 +50,8 @@ class CrmTokenAuthentication(JWTAuthentication):
     `Authorization: Bearer` header or, failing that, from the body's `token`.
 
     The only token class is simplejwt's SlidingToken (settings.SIMPLE_JWT). The user, whether the
-    token was released, and what the user may do are read in one query rather than four
-    (`jobs.sql.tokens.user_of_token`).
+    token was released, what the user may do and their groups (which jobs they see) are read in
+    one query (`jobs.sql.tokens.user_of_token`).
     (simplejwt's CHECK_REVOKE_TOKEN, off by default, is not supported.)
     """
 
@@ -90,6 +91,7 @@ class CrmTokenAuthentication(JWTAuthentication):
         if found is not None:
             user = found.user
             setattr(user, LOADED, found.permissions)
+            setattr(user, GROUPS_LOADED, found.group_ids)
         if released:
             raise _invalid(TokenError("Token is blacklisted"))
         if user is None:

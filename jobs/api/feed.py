@@ -18,13 +18,15 @@ from jobs.api.views import JobPermission
 from jobs.events import CURSOR_PATTERN, EVENT_TYPES, Cursor, as_json, events_after, parse_types
 from jobs.exceptions import InvalidParameter
 from jobs.identifiers import is_number
+from jobs.visibility import events_seen_by
 
 TYPES = "|".join(re.escape(name) for name in EVENT_TYPES)
 
 
 class EventFeedView(APIView):
-    """Every transition of every job, oldest first; a client keeps `paging.after` and asks for
-    what came after it (jobs.events says why it never misses one or sees one twice)."""
+    """Every transition of every job the reader sees, and the end of their runs, oldest first; a
+    client keeps `paging.after` and asks for what came after it (jobs.events says why it never
+    misses one or sees one twice)."""
 
     permission_classes = [IsAuthenticated, JobPermission]
 
@@ -78,7 +80,9 @@ class EventFeedView(APIView):
             )
         after = Cursor.parse(params["after"]) if "after" in params else None
         types = parse_types(params.get("types"))
-        events = events_after(after, types=types, limit=int(raw_limit))
+        events = events_after(
+            after, types=types, limit=int(raw_limit), seen=events_seen_by(request.user)
+        )
         last = Cursor.of(events[-1]) if events else after
         return Response(
             envelope(

@@ -26,6 +26,7 @@ from jobs.identifiers import id_in_range
 from jobs.models import Channel, RunState, TransitionRun
 from jobs.services import Selection, ensure_may_view, forecast, get_run, queue_run, stop_run
 from jobs.transitions import TRANSITIONS
+from jobs.visibility import runs_seen_by, sight_of
 
 PARAMETERS = {p.api_name: p for t in TRANSITIONS.values() for p in t.parameters}
 
@@ -160,7 +161,8 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
     )
     def list(self, request: Request) -> Response:
         only_query(request.query_params, *PAGING)
-        page = self.paginate_queryset(self.get_queryset())
+        runs = self.get_queryset().filter(runs_seen_by(request.user))
+        page = self.paginate_queryset(runs)
         return self.get_paginated_response(TransitionRunSerializer(page, many=True).data)
 
     @extend_schema(
@@ -178,7 +180,8 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         only_query(request.query_params)
-        return Response(envelope(TransitionRunSerializer(get_run(run_id(pk))).data))
+        run = get_run(run_id(pk), seen_by=request.user)
+        return Response(envelope(TransitionRunSerializer(run).data))
 
     @extend_schema(
         summary="Queue a transition on every job a filter selects (answers at once)",
@@ -211,7 +214,7 @@ class TransitionRunViewSet(viewsets.GenericViewSet):
         if given["dry_run"]:
             counted = forecast(
                 transition=declared,
-                jobs=Selection.of_filter(given.get("filter", {})).jobs(),
+                jobs=Selection.of_filter(given.get("filter", {})).jobs(sight_of(request.user)),
                 user=request.user,
                 channel=Channel.API,
                 **choices,

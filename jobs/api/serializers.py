@@ -133,6 +133,9 @@ class JobSerializer(SparseSerializer):
     expiration_date = serializers.DateTimeField(allow_null=True)
     scheduled_date = serializers.DateTimeField(allow_null=True)
     assigned_to = AssignmentSerializer(allow_null=True)
+    owned_by_group = UnitSerializer(
+        allow_null=True, help_text="the unit whose users see and move the job"
+    )
     type = JobTypeSerializer()
     status = JobStatusSerializer()
     cancellation_reason = CatalogEntrySerializer(allow_null=True)

@@ -44,6 +44,7 @@ from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, MAX_ID, is_number
 from jobs.models import Job, LifeCycleState
 from jobs.selectors import job_history, job_type_by_identifier, statuses_of_type
 from jobs.services import ensure_may_view
+from jobs.visibility import sight_of
 
 
 class JobPermission(BasePermission):
@@ -86,9 +87,13 @@ class JobViewSet(TransitionEndpoints, viewsets.GenericViewSet):
         ]
         return given[0] if given else None
 
+    def get_queryset(self) -> Any:
+        # Only the jobs the caller sees (jobs.visibility): in the list, its count and each page.
+        return super().get_queryset().filter(sight_of(self.request.user).q())
+
     def _render(self, job_pk: int, selection: Any) -> Response:
         answer = job_answer(selection)
-        job = answer.shape(Job.objects.filter(pk=job_pk)).first()
+        job = answer.shape(self.get_queryset().filter(pk=job_pk)).first()
         if job is None:
             raise JobNotFound("No job has this id.", "Check the id and try again.")
         return Response(envelope(answer.render(job)))
@@ -135,7 +140,7 @@ class JobViewSet(TransitionEndpoints, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], filter_backends=[])
     def history(self, request: Request, pk: str) -> Response:
         only_query(request.query_params, *PAGING)
-        page = self.paginate_queryset(job_history(job_id(pk)))
+        page = self.paginate_queryset(job_history(job_id(pk), sight_of(request.user)))
         return self.get_paginated_response(TransitionLogSerializer(page, many=True).data)
 
     @extend_schema(

@@ -37,7 +37,7 @@ class Outcome:
     """What happened to one job of a bulk run (or, in a dry run, what would happen): moved, or
     refused (the refusal's code with its data, for the door to put in words)."""
 
-    number: str
+    number: str  # "" for a job the user no longer saw: its number is not theirs to read
     done: bool
     refusal: JobsError | None = None
 
@@ -142,10 +142,10 @@ def job_bulk_transition(
         # and jobs changed by earlier batches do not shift later pages. The ids are read first,
         # then locked by id: locking "id IN (the next ids)" made PostgreSQL scan the whole table
         # for every batch. Each job's state is checked again under its lock.
-        ids = jobs.order_by("pk").values_list("pk", flat=True)
+        ids = jobs.filter(order.sight.q()).order_by("pk").values_list("pk", flat=True)
         last_pk = 0
         while batch := list(ids.filter(pk__gt=last_pk)[:size]):
-            record(batches.batch(Job.objects.filter(pk__in=batch)))
+            record(batches.of_ids(batch))
             if len(batch) < size:
                 break
             last_pk = batch[-1]
@@ -172,9 +172,16 @@ class Batches:
     def of(cls, order: TransitionOrder, *, dry_run: bool = False) -> Batches:
         return cls(order, _TypeCache(order.transition.type_defaults), dry_run)
 
+    def of_ids(self, ids: list[int]) -> list[Outcome]:
+        """Run the batch of these jobs. One the user no longer sees by then (handed to another
+        unit meanwhile) is left alone and counted as not found, without its number."""
+        outcomes = self.batch(Job.objects.filter(pk__in=ids))
+        unseen = len(ids) - len(outcomes)
+        return outcomes + [Outcome("", False, JobNotFound()) for _ in range(unseen)]
+
     def batch(self, jobs: QuerySet[Job]) -> list[Outcome]:
-        """Run one batch in its own transaction (a savepoint inside the caller's); return its
-        outcomes."""
+        """Run one batch of the jobs the user sees in `jobs`, in its own transaction (a savepoint
+        inside the caller's); return its outcomes."""
         for _attempt in range(RACE_RETRIES):
             started = time.perf_counter()
             try:
@@ -209,6 +216,7 @@ class Batches:
 
     def _run(self, jobs: QuerySet[Job]) -> list[Outcome]:
         order = self.order
+        jobs = jobs.filter(order.sight.q())  # evaluated again for every batch
         loaded = list(jobs.only(*READ).order_by("pk") if self.dry_run else _locked(jobs))
         self.types.attach(loaded)
         at = Moment.now()

@@ -54,11 +54,12 @@ def forecast(
     named: int = NAMED,
     **parameters: CatalogRef,
 ) -> Forecast:
-    """Count what `job_bulk_transition` would move and skip in `jobs`, without loading them."""
+    """Count what `job_bulk_transition` would move and skip of the jobs the user sees in `jobs`,
+    without loading them."""
     order = TransitionOrder.build(
         transition, status=status, parameters=parameters, user=user, channel=channel
     )
-    jobs = jobs.order_by()
+    jobs = jobs.filter(order.sight.q()).order_by()  # what the user does not see is not counted
     # A job is refused for the first rule that holds, as `check` raises the first: the same
     # rules, read as SQL.
     rules = order.rules()

@@ -17,6 +17,7 @@ from jobs.services.resolution import CatalogRef, TransitionOrder
 from jobs.services.writes import LostRace, persist
 from jobs.sql.lock import lock_job, wanted_for
 from jobs.transitions import JobTransition, get_transition
+from jobs.visibility import sight_of
 
 # A job: the instance, its primary key, or an identifier the door has parsed ({"id": 19} or
 # {"number": "JB00019"}; jobs.identifiers.parse_identifier).
@@ -50,8 +51,9 @@ def job_transition(
     paths such as "assigned_to__user__username" or "created_by_user__username"), read by the
     lock, so a caller renders the job without reading it again.
 
-    In order, each once: the permission, the lock (which reads the entries asked for), the order
-    built from the locked row (its rules and the move in memory), the writes.
+    In order, each once: the permission, the lock of a job the user sees (which reads the
+    entries asked for), the order built from the locked row (its rules and the move in memory),
+    the writes. A job the user does not see is JOB_NOT_FOUND, as one that does not exist.
     """
     declared = get_transition(transition)
     try:
@@ -83,6 +85,8 @@ def _transition_one(
             wanted=list(wanted.values()),
             with_assignment=any(path.startswith("assigned_to") for path in load),
             with_author=any(path.startswith("created_by_user") for path in load),
+            with_owner=any(path.startswith("owned_by_group") for path in load),
+            sight=sight_of(user),
         )
         if locked is None:
             raise JobNotFound()

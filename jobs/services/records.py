@@ -33,16 +33,27 @@ class LogRow(NamedTuple):
 
 
 class EventRow(NamedTuple):
-    """An event as inserted; the feed's order and the fan-out flag are computed in SQL."""
+    """An event as inserted; the feed's order and the fan-out flag are computed in SQL. `job`
+    and `run` say whom it is about, for the feed to show it to those who see them."""
 
     public_id: str
     type: str
     timestamp: Any
     data: str  # JSON text
+    job: int | None
+    run: int | None
 
     @classmethod
-    def of(cls, event_type: str, data: dict[str, Any], at: Moment) -> EventRow:
-        return cls(new_event_id(), event_type, at.db_value, json.dumps(data))
+    def of(
+        cls,
+        event_type: str,
+        data: dict[str, Any],
+        at: Moment,
+        *,
+        job: int | None = None,
+        run: int | None = None,
+    ) -> EventRow:
+        return cls(new_event_id(), event_type, at.db_value, json.dumps(data), job, run)
 
 
 def events(rows: list[EventRow]) -> Rows:
@@ -144,7 +155,7 @@ class Records:
             user=user,
             channel=channel,
         )
-        self.event_rows.append(EventRow.of(declared.event, data, at))
+        self.event_rows.append(EventRow.of(declared.event, data, at, job=job.pk))
 
     def rows(self) -> list[Rows]:
         log_fields = (*LOG_FIELDS, *(p.name for p in self.declared.parameters))

@@ -30,6 +30,7 @@ from jobs.services.permissions import TransitionRef, ensure_permitted
 from jobs.services.records import Moment
 from jobs.sql.lock import Wanted, wanted_for
 from jobs.transitions import Choice, JobTransition, get_transition
+from jobs.visibility import Sight, sight_of
 
 # A catalog entry as a caller names it: the instance, an identifier object the door has parsed
 # ({"id": 5}, {"alternative_code": "ONSITE"}), or None for the job type's default.
@@ -197,6 +198,7 @@ class TransitionOrder:
     resolvers: list[Resolver]
     user: Any
     channel: str
+    sight: Sight  # the jobs the user sees: the only ones a run reads, counts or moves
     run: int | None = None  # the background run this is part of (jobs.services.runs)
 
     @classmethod
@@ -216,7 +218,7 @@ class TransitionOrder:
         ensure_permitted(user, declared)
         requested = declared.requested(status, parameters)
         resolvers = [Resolver(c, requested[c.name]) for c in declared.choices]
-        return cls(declared, resolvers, user, channel, run)
+        return cls(declared, resolvers, user, channel, sight_of(user), run)
 
     @classmethod
     def for_locked(
@@ -236,7 +238,7 @@ class TransitionOrder:
             Resolver(c, requested[c.name], found=found.get(c.name), job=job)
             for c in declared.choices
         ]
-        return cls(declared, resolvers, user, channel)
+        return cls(declared, resolvers, user, channel, sight_of(user))
 
     def rules(self) -> list[Rule]:
         """Every reason a job may be refused for, in order: its state, then each choice's."""

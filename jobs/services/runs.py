@@ -29,7 +29,6 @@ from django.utils import timezone
 from jobs.events import RUN_FINISHED
 from jobs.exceptions import JobsError, TransitionRunNotFound
 from jobs.models import (
-    Job,
     RunState,
     TransitionRun,
     TransitionRunChunk,
@@ -42,6 +41,7 @@ from jobs.services.resolution import CatalogRef, TransitionOrder
 from jobs.services.selection import Selection
 from jobs.sql.writes import write
 from jobs.transitions import get_transition
+from jobs.visibility import runs_seen_by, sight_of
 from jobs.words import sentence
 
 logger = logging.getLogger(__name__)
@@ -84,10 +84,13 @@ def queue_run(
     return run
 
 
-def get_run(run_id: int | str) -> TransitionRun:
-    run = (
-        TransitionRun.objects.select_related("requested_by", "stopped_by").filter(pk=run_id).first()
-    )
+def get_run(run_id: int | str, *, seen_by: Any = None) -> TransitionRun:
+    """The run, if `seen_by` (when given) sees it (jobs.visibility.runs_seen_by); else, as for
+    a run that does not exist, TRANSITION_RUN_NOT_FOUND."""
+    runs = TransitionRun.objects.select_related("requested_by", "stopped_by")
+    if seen_by is not None:
+        runs = runs.filter(runs_seen_by(seen_by))
+    run = runs.filter(pk=run_id).first()
     if run is None:
         raise TransitionRunNotFound()
     return run
@@ -96,7 +99,7 @@ def get_run(run_id: int | str) -> TransitionRun:
 def stop_run(run_id: int | str, *, user: Any) -> TransitionRun:
     """Stop a run after the batch in hand (a queued run at once). A run that has ended stays as
     it ended."""
-    ensure_permitted(user, get_transition(get_run(run_id).transition))
+    ensure_permitted(user, get_transition(get_run(run_id, seen_by=user).transition))
     with transaction.atomic():
         run = TransitionRun.objects.select_for_update().get(pk=run_id)
         if run.state == RunState.QUEUED:
@@ -115,15 +118,17 @@ def plan(run_id: int) -> None:
     """Count the selection, cut it into chunks, and send the work out (once: a second message
     for the same run finds it running and does nothing)."""
     with transaction.atomic():
-        run = TransitionRun.objects.select_for_update().filter(pk=run_id).first()
+        run = TransitionRun.objects.select_for_update(of=("self",)).filter(pk=run_id)
+        run = run.select_related("requested_by").first()
         if run is None or run.state != RunState.QUEUED:
             return
         selection = Selection.thaw(run.selection)
-        bounds = selection.chunks(settings.JOBS_RUN_CHUNK_SIZE)
+        sight = sight_of(run.requested_by)  # the run counts and moves only what they see
+        bounds = selection.chunks(settings.JOBS_RUN_CHUNK_SIZE, sight)
         TransitionRunChunk.objects.bulk_create(
             TransitionRunChunk(run=run, after_id=after, up_to_id=up_to) for after, up_to in bounds
         )
-        run.selected = selection.count()
+        run.selected = selection.count(sight)
         run.state, run.started_date = RunState.RUNNING, timezone.now()
         run.save(update_fields=["selected", "state", "started_date"])
         if not bounds:
@@ -207,8 +212,13 @@ class _Chunks:
                     held.lessee, held.leased_until = "", None
                     held.save(update_fields=["lessee", "leased_until"])
                     return False
-                ids = self.selection.next_ids(after=held.after_id, up_to=held.up_to_id, size=size)
-                outcomes = self.batches.batch(Job.objects.filter(pk__in=ids)) if ids else []
+                ids = self.selection.next_ids(
+                    after=held.after_id,
+                    up_to=held.up_to_id,
+                    size=size,
+                    sight=self.batches.order.sight,
+                )
+                outcomes = self.batches.of_ids(ids) if ids else []
                 held.done = len(ids) < size
                 held.after_id = held.up_to_id if held.done else ids[-1]
                 held.leased_until = timezone.now() + _lease()
@@ -236,7 +246,7 @@ def _count(run_id: int, outcomes: list[Outcome]) -> None:
             continue
         group = run.skipped.setdefault(outcome.code, {"count": 0, "numbers": []})
         group["count"] += 1
-        if len(group["numbers"]) < FIRST_NAMED:
+        if outcome.number and len(group["numbers"]) < FIRST_NAMED:
             group["numbers"].append(outcome.number)
     run.save(update_fields=["moved", "moved_first", "skipped"])
 
@@ -282,7 +292,8 @@ def _end(run: TransitionRun, state: str) -> None:
     """Close the run and write its event, in the caller's transaction."""
     run.state, run.finished_date = state, timezone.now()
     run.save(update_fields=["state", "finished_date", "stop_requested", "stopped_by", "error"])
-    write(None, [events([EventRow.of(RUN_FINISHED, finished_data(run), Moment.now())])])
+    finished = EventRow.of(RUN_FINISHED, finished_data(run), Moment.now(), run=run.pk)
+    write(None, [events([finished])])
     engine.events_written()
     logger.info("transition run ended", extra={"run": run.pk, "state": state})
 

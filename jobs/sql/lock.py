@@ -1,4 +1,5 @@
-"""One job's lock, reading everything its transition and its answer need: one query."""
+"""One job's lock, reading everything its transition and its answer need, of a job the caller
+sees (jobs.visibility): one query."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.db import connection, models
 
 from jobs.models import Assignment, Job, JobStatus, JobType
 from jobs.sql.parts import Part, column, quote, table
+from jobs.visibility import EVERY_JOB, Sight
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,17 @@ class _LockStatement:
     defaults: tuple[tuple[str, Part], ...]  # the type's default for each relation
     assignment: tuple[Part, Part, Part] | None
     author: Part | None
+    owner: Part | None
     wanted: tuple[tuple[Part, bool], ...]
+
+
+def _seen_column(path: str) -> str:
+    """A path of the visibility rule as this statement's column: the job's, or its assignment's
+    (joined as `a`)."""
+    relation, _, field = path.partition("__")
+    if field:
+        return f"a.{column(Assignment, field)}"
+    return f"j.{column(Job, relation)}"
 
 
 @cache
@@ -66,9 +78,12 @@ def _lock_statement(
     wanted: tuple[Wanted, ...],
     with_assignment: bool,
     with_author: bool,
+    with_owner: bool,
+    sight: Sight,
 ) -> _LockStatement:
-    """One job's lock, by its `by` column, with its type, the type's defaults, the entries asked
-    for, and (for the caller's answer) its assignment and author."""
+    """One job's lock, by its `by` column, if the caller sees it (`sight`, whose values are
+    parameters: the statement depends only on its shape), with its type, the type's defaults,
+    the entries asked for, and (for the caller's answer) its assignment, author and owner."""
     job = Part.of(Job, "j")
     job_type = Part.of(JobType, "t")
     status_pk, type_pk = quote(JobStatus._meta.pk.column), quote(JobType._meta.pk.column)
@@ -85,6 +100,11 @@ def _lock_statement(
             f"ON d{index}.{quote(target._meta.pk.column)} = t.{column(JobType, relation)}"
         )
     assignment = None
+    seen, _ = sight.where(_seen_column)
+    if with_assignment or seen:
+        joins.append(
+            f"LEFT JOIN {table(Assignment)} a ON a.{column(Assignment, 'job')} = j.{quote('id')}"
+        )
     if with_assignment:
         user_model = get_user_model()
         assignment = (
@@ -94,7 +114,6 @@ def _lock_statement(
         )
         parts.extend(assignment)
         joins += [
-            f"LEFT JOIN {table(Assignment)} a ON a.{column(Assignment, 'job')} = j.{quote('id')}",
             f"LEFT JOIN {table(user_model)} au "
             f"ON au.{quote('id')} = a.{column(Assignment, 'user')}",
             f"LEFT JOIN {table(Group)} ag ON ag.{quote('id')} = a.{column(Assignment, 'unit')}",
@@ -107,6 +126,13 @@ def _lock_statement(
         joins.append(
             f"LEFT JOIN {table(user_model)} cu "
             f"ON cu.{quote('id')} = j.{column(Job, 'created_by_user')}"
+        )
+    owner = None
+    if with_owner:
+        owner = Part.of(Group, "og", ["id", "name"])
+        parts.append(owner)
+        joins.append(
+            f"LEFT JOIN {table(Group)} og ON og.{quote('id')} = j.{column(Job, 'owned_by_group')}"
         )
     wanted_parts = []
     allowed_checks = []
@@ -140,10 +166,10 @@ def _lock_statement(
     lock = " FOR UPDATE OF j" if vendor == "postgresql" else ""
     sql = (
         f"SELECT {', '.join(columns)} FROM {table(Job)} j {' '.join(joins)} "
-        f"WHERE j.{column(Job, by)} = %s{lock}"
+        f"WHERE j.{column(Job, by)} = %s{f' AND {seen}' if seen else ''}{lock}"
     )
     return _LockStatement(
-        sql, job, job_type, tuple(defaults), assignment, author, tuple(wanted_parts)
+        sql, job, job_type, tuple(defaults), assignment, author, owner, tuple(wanted_parts)
     )
 
 
@@ -155,9 +181,12 @@ def lock_job(
     wanted: Sequence[tuple[Wanted, Any]] = (),
     with_assignment: bool = False,
     with_author: bool = False,
+    with_owner: bool = False,
+    sight: Sight = EVERY_JOB,
 ) -> LockedRow | None:
     """Lock the job whose `by` column is `value` (inside a transaction), reading everything a
-    transition and its answer need: one query."""
+    transition and its answer need: one query. None when there is no such job or the caller
+    does not see it (`sight`): the same statement either way."""
     statement = _lock_statement(
         connection.vendor,
         by,
@@ -165,9 +194,12 @@ def lock_job(
         tuple(entry for entry, _ in wanted),
         with_assignment,
         with_author,
+        with_owner,
+        sight.skeleton(),
     )
+    _, seen = sight.where(str)
     with connection.cursor() as cursor:
-        cursor.execute(statement.sql, [*(v for _, v in wanted), value])
+        cursor.execute(statement.sql, [*(v for _, v in wanted), value, *seen])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -188,6 +220,8 @@ def lock_job(
         job.assigned_to_loaded = assignment
     if statement.author is not None:
         job.created_by_user = take(statement.author)
+    if statement.owner is not None:
+        job.owned_by_group = take(statement.owner)
     found = [take(part) for part, _ in statement.wanted]
     name, alternative_code = next(values), next(values)
     leaving = {"id": job.status_id, "name": name, "alternative_code": alternative_code}

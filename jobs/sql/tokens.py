@@ -1,5 +1,6 @@
-"""The token's user, whether the token was released, and the user's permissions: one query for
-what simplejwt and Django's backend read in four (jobs.api.authentication)."""
+"""The token's user, whether the token was released, the user's permissions and groups: one query
+for what simplejwt, Django's backend and the visibility rule read in five
+(jobs.api.authentication, jobs.visibility)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,13 @@ PERMISSION_SEPARATOR = "\x1f"
 
 @dataclass(frozen=True)
 class UserOfToken:
-    """A token's user, whether the token was released, and the user's permission names."""
+    """A token's user, whether the token was released, the user's permission names and group
+    ids."""
 
     user: Any
     released: bool
     permissions: frozenset[str]
+    group_ids: frozenset[int]
 
 
 @cache
@@ -63,8 +66,13 @@ def _user_of_token_statement(vendor: str) -> tuple[str, Part]:
         f"ON o.{quote('id')} = b.{column(BlacklistedToken, 'token')} "
         f"WHERE o.{column(OutstandingToken, 'jti')} = %s)"
     )
+    group_id = f"ug.{column(user_groups, 'group')}"
+    groups = (
+        f"SELECT {_aggregate_text(f'CAST({group_id} AS text)')} FROM {table(user_groups)} ug "
+        f"WHERE ug.{column(user_groups, 'user')} = {user_pk}"
+    )
     sql = (
-        f"SELECT {', '.join(user.select)}, {released}, ({permissions}) "
+        f"SELECT {', '.join(user.select)}, {released}, ({permissions}), ({groups}) "
         f"FROM {table(user_model)} u WHERE {user_pk} = %s"
     )
     return sql, user
@@ -75,16 +83,17 @@ def user_of_token(user_pk: Any, jti: str) -> UserOfToken | None:
     no longer exists."""
     sql, user = _user_of_token_statement(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [jti, PERMISSION_SEPARATOR, user_pk])
+        cursor.execute(sql, [jti, PERMISSION_SEPARATOR, ",", user_pk])
         row = cursor.fetchone()
     if row is None:
         return None
     width = len(user.fields)
-    names = row[width + 1]
+    names, groups = row[width + 1], row[width + 2]
     return UserOfToken(
         user.build(row[:width]),
         bool(row[width]),
         frozenset(names.split(PERMISSION_SEPARATOR) if names else ()),
+        frozenset(int(pk) for pk in groups.split(",")) if groups else frozenset(),
     )
 
 

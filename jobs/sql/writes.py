@@ -80,7 +80,7 @@ EVENT_COMPUTED = (
     ("txid", "pg_current_xact_id()::text::bigint", "0"),
     ("fanned_out", "FALSE", "FALSE"),
 )
-EVENT_FIELDS = ("public_id", "type", "timestamp", "data")
+EVENT_FIELDS = ("public_id", "type", "timestamp", "data", "job", "run")
 
 
 def write(update: tuple[str, list[Any]] | None, inserts: list[Rows]) -> int:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Count
@@ -32,13 +32,37 @@ from jobs.transitions import TRANSITIONS
 DEMO_USERS = {
     # username: (password, role)
     "admin": ("admin-demo-pw", "superuser"),
-    "dispatcher": ("dispatcher-demo-pw", "may view, submit, start, complete, cancel and edit jobs"),
-    "technician": ("technician-demo-pw", "may view, start and complete jobs, not cancel them"),
-    "viewer": ("viewer-demo-pw", "may only view jobs"),
+    "dispatcher": (
+        "dispatcher-demo-pw",
+        "every job: may view, submit, start, complete, cancel and edit them",
+    ),
+    "technician": ("technician-demo-pw", "every job: may view, start and complete, not cancel"),
+    "viewer": ("viewer-demo-pw", "every job: may only view them"),
+    "north-dispatcher": ("north-demo-pw", "as dispatcher, for the North field team's jobs"),
+    "north-technician": ("north-demo-pw", "as technician, for the North field team's jobs"),
+    "south-dispatcher": ("south-demo-pw", "as dispatcher, for the South field team's jobs"),
+    "south-technician": ("south-demo-pw", "as technician, for the South field team's jobs"),
 }
 
 # Each demo user's role (jobs.roles): the group it is put in.
-DEMO_ROLES = {"dispatcher": "dispatcher", "technician": "technician", "viewer": "viewer"}
+DEMO_ROLES = {
+    "dispatcher": "dispatcher",
+    "technician": "technician",
+    "viewer": "viewer",
+    "north-dispatcher": "dispatcher",
+    "north-technician": "technician",
+    "south-dispatcher": "dispatcher",
+    "south-technician": "technician",
+}
+UNITS = ["North field team", "South field team"]
+# The head office sees every job; each unit's people see their unit's (jobs.visibility).
+SEES_EVERY_JOB = ("dispatcher", "technician", "viewer")
+UNIT_OF = {
+    "north-dispatcher": UNITS[0],
+    "north-technician": UNITS[0],
+    "south-dispatcher": UNITS[1],
+    "south-technician": UNITS[1],
+}
 
 # code: (name, description); the first is every type's default but the survey's.
 CANCELLATION_REASONS = {
@@ -95,7 +119,6 @@ STATE_WORDS = {
     LifeCycleState.COMPLETED: "Done",
     LifeCycleState.CANCELLED: "Called off",
 }
-UNITS = ["North field team", "South field team"]
 # The transitions that brought a demo job to its state, with minutes after its creation: its
 # history shows them, as it would for a job that lived through them.
 PATHS = {
@@ -150,6 +173,11 @@ class Command(BaseCommand):
             for username, role in DEMO_ROLES.items():
                 if role == created.role:
                     users[username].groups.add(created.group)
+        view_all = Permission.objects.get(content_type__app_label="jobs", codename="view_all_jobs")
+        for username in SEES_EVERY_JOB:
+            users[username].user_permissions.add(view_all)
+        for username, unit in UNIT_OF.items():
+            users[username].groups.add(Group.objects.get_or_create(name=unit)[0])
         return users
 
     def types(self) -> list[JobType]:
@@ -235,6 +263,7 @@ class Command(BaseCommand):
                 updated_date=created,
                 created_by_user=users["admin"],
                 updated_by_user=users["admin"],
+                owned_by_group=units[index % 2],  # the North team's, the South team's, in turn
             )
             # What the transitions would have recorded, had these jobs lived through them.
             if state in (LifeCycleState.IN_PROGRESS, LifeCycleState.COMPLETED):
@@ -244,7 +273,7 @@ class Command(BaseCommand):
             if state == LifeCycleState.CANCELLED:
                 job.cancellation_reason = reasons[index % len(reasons)]
             job.save()
-            if index % 3 == 0:
+            if index % 3 == 0:  # a third assigned, some to the other team: both see those
                 Assignment.objects.create(
                     job=job,
                     user=users["dispatcher"] if index % 2 else None,

@@ -28,6 +28,7 @@ from jobs.models import Channel, Job, JobStatus, JobType
 from jobs.selectors import catalog_entry_named
 from jobs.services import Outcome, Selection, eligible_jobs, job_bulk_transition, queue_run
 from jobs.transitions import TRANSITIONS, Choice, JobTransition
+from jobs.visibility import Sight, sight_of
 
 # The service's JSON log lines (each batch, a queued run) are for operators' logs; at a terminal,
 # the command's own sentences alone, unless -v 2 asks for both.
@@ -127,8 +128,9 @@ class Command(BaseCommand):
             service_log.setLevel(logging.NOTSET)
 
     def carry_out(self, declared: JobTransition, options: dict[str, Any]) -> None:
-        jobs = self.select_jobs(declared, options)
         user = self.find_user(options["user"])
+        self.sight = sight_of(user)  # the command moves only what --user sees
+        jobs = self.select_jobs(declared, options)
         status = find_by_identifier(JobStatus, options["status"], "--status", StatusNotFound)
         parameters = self.parameter_values(declared, options)
         if options["background"]:
@@ -173,7 +175,7 @@ class Command(BaseCommand):
         try:
             run = queue_run(
                 transition=declared,
-                selection=background_selection(declared, jobs, self.narrowing),
+                selection=background_selection(declared, jobs, self.narrowing, self.sight),
                 status=status,
                 user=user,
                 channel=Channel.COMMAND,
@@ -243,7 +245,7 @@ class Command(BaseCommand):
                 JobStatus, options["status_from"], "--status-from", StatusNotFound
             )
             self.narrowing["status"] = status.pk
-        return eligible_jobs(declared, **self.narrowing)
+        return eligible_jobs(declared, self.sight, **self.narrowing)
 
     def find_user(self, username: str | None) -> Any:
         if not username:
@@ -266,13 +268,16 @@ def not_permitted(user: Any, declared: JobTransition, refusal: PermissionDenied)
 
 
 def background_selection(
-    declared: JobTransition, jobs: list[str] | models.QuerySet[Job], narrowing: dict[str, int]
+    declared: JobTransition,
+    jobs: list[str] | models.QuerySet[Job],
+    narrowing: dict[str, int],
+    sight: Sight,
 ) -> Selection:
-    """What a background run works on: the jobs named, every one of them known; or the
-    eligible ones, narrowed as --type and --status-from say."""
+    """What a background run works on: the jobs named, every one of them known (to the user);
+    or the eligible ones, narrowed as --type and --status-from say."""
     if not isinstance(jobs, list):
-        return Selection.eligible(declared, **narrowing)
-    selection, unknown = Selection.of_numbers(jobs)
+        return Selection.eligible(declared, sight, **narrowing)
+    selection, unknown = Selection.of_numbers(jobs, sight)
     if unknown:
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise CommandError(

@@ -38,6 +38,7 @@ FILTER_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "type": ("id", "job type id"),
     "status": ("id", "job status id"),
     "assigned_user": ("id", "id of the user the job is assigned to"),
+    "owned_by_group": ("id", "id of the group (unit) that owns the job"),
     "number": ("text", "job number, e.g. JB00019"),
     "search": ("text", 'every word (or "quoted phrase") in the job\'s number or description'),
 }
@@ -55,6 +56,9 @@ class JobFilter(django_filters.FilterSet):
     status = IdFilter(field_name="status_id", help_text=_described("status"))
     assigned_user = IdFilter(
         field_name="assigned_to__user_id", help_text=_described("assigned_user")
+    )
+    owned_by_group = IdFilter(
+        field_name="owned_by_group_id", help_text=_described("owned_by_group")
     )
     number = django_filters.CharFilter(help_text=_described("number"))
     search = django_filters.CharFilter(method="filter_search", help_text=_described("search"))

@@ -8,6 +8,7 @@ django-prometheus supported no Django after 6.0; this is the part of it the serv
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -42,6 +43,31 @@ WEBHOOK_DELIVERIES = Counter(
 def count_transition(transition: str, channel: str, outcome: str, amount: int = 1) -> None:
     """Jobs moved (outcome: the past tense) or refused (the code)."""
     TRANSITIONS.labels(transition, channel, outcome).inc(amount)
+
+
+ACCESS_REFUSALS = Counter(
+    "jobs_access_refusals",
+    "Refusals of who may see and move which job, by door (api, admin, command) and reason: "
+    "JOB_NOT_FOUND (a job not seen answers as one that does not exist) or PERMISSION_DENIED.",
+    ["door", "reason"],
+)
+access_log = logging.getLogger("jobs.access")
+
+
+def access_refused(door: str, reason: str, user: Any, target: str, amount: int = 1) -> None:
+    """Count and log a refusal: who, through which door, of which job id or filter (`target`,
+    as the caller named it), never the job's content."""
+    ACCESS_REFUSALS.labels(door, reason).inc(amount)
+    access_log.warning(
+        "access refused",
+        extra={
+            "door": door,
+            "reason": reason,
+            "user_id": getattr(user, "pk", None),
+            "target": target,
+            "jobs": amount,
+        },
+    )
 
 
 REQUESTS_BY_METHOD = Counter(

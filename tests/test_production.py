@@ -278,9 +278,13 @@ def test_each_request_logs_one_json_line_with_its_id_and_no_secret(served):
     assert token.split(".")[2] not in log  # not even the signature
     lines = [json.loads(line.split("| ", 1)[1]) for line in log.splitlines() if '| {"' in line]
     ours = [line for line in lines if line.get("request_id") == "trace-me-123"]
-    assert len(ours) == 1
-    assert ours[0] | {"event": "request", "status": 404, "method": "POST"} == ours[0]
-    assert ours[0]["path"] == by_identifier_url("start_progress")
+    (logged,) = [line for line in ours if line["event"] == "request"]
+    assert logged | {"status": 404, "method": "POST"} == logged
+    assert logged["path"] == by_identifier_url("start_progress")
+    # A job not found is a refusal of access too: the door, who, and the job as it was asked for.
+    (refused,) = [line for line in ours if line["event"] == "access refused"]
+    assert refused | {"door": "api", "reason": "JOB_NOT_FOUND"} == refused
+    assert "JB99999" in refused["target"]
 
 
 # --- a shared cache --------------------------------------------------------------------------

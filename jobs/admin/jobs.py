@@ -16,6 +16,8 @@ from django_fsm import ConcurrentTransition
 
 from jobs.admin.runs import link_to_run
 from jobs.admin.transitions import TransitionAdminMixin
+from jobs.exceptions import JobNotFound
+from jobs.metrics import access_refused
 from jobs.models import Assignment, Job, JobTransitionLog
 from jobs.visibility import sight_of
 
@@ -148,6 +150,12 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         # Only the jobs one sees (jobs.visibility): the list, its counts, search and filters,
         # "select all", every action and the job page (one not seen is "not found").
         return super().get_queryset(request).filter(sight_of(request.user).q())
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        job = super().get_object(request, object_id, from_field)
+        if job is None:  # none, or not one this user sees: the same "not found" either way
+            access_refused("admin", JobNotFound.code, request.user, f"job {object_id}")
+        return job
 
     @admin.display(description="description")
     def short_description(self, job: Job) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
@@ -79,6 +80,8 @@ def _selection_words(frozen: dict[str, str]) -> list[str]:
         elif name == "assigned_user":
             user = get_user_model().objects.filter(pk=value).first()
             words.append(f"assigned to {user or value}")
+        elif name == "owned_by_group":
+            words.append(f"owned by {Group.objects.filter(pk=value).first() or value}")
         elif name == "number":
             words.append(f"numbered {value}")
         else:

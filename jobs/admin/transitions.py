@@ -12,7 +12,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IS_POPUP_VAR
-from django.contrib.admin.views.main import ALL_VAR, ORDER_VAR, PAGE_VAR, SEARCH_VAR
 from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -20,14 +19,15 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from jobs.admin.selection import frozen_selection
 from jobs.admin.words import admin_reason, admin_words
-from jobs.exceptions import JobsError
+from jobs.exceptions import JobNotFound, JobsError, PermissionDenied
 from jobs.identifiers import is_number
+from jobs.metrics import access_refused
 from jobs.models import Channel, Job, JobStatus
 from jobs.selectors import statuses_allowed_for_every_type, statuses_of_type
 from jobs.services import (
     Outcome,
-    Selection,
     forecast,
     job_bulk_transition,
     job_transition,
@@ -98,7 +98,9 @@ def skipped_message(declared: JobTransition, skipped: list[Outcome]) -> str:
     """ "3 skipped: JB00001, JB00006 (not pending); JB00002 (no default status)"."""
     by_reason: dict[str, list[str]] = defaultdict(list)
     for outcome in skipped:
-        by_reason[skip_label(declared, outcome.code)].append(outcome.number)
+        # A job handed to another unit meanwhile is no longer the user's to name.
+        number = outcome.number or "one no longer yours to see"
+        by_reason[skip_label(declared, outcome.code)].append(number)
     groups = []
     for label, numbers in by_reason.items():
         named = ", ".join(numbers[:NAMED_IN_MESSAGE])
@@ -109,37 +111,6 @@ def skipped_message(declared: JobTransition, skipped: list[Outcome]) -> str:
         )
         groups.append(f"{named}{more} ({label})")
     return f"{len(skipped)} skipped: " + "; ".join(groups)
-
-
-# The changelist's filters, as the names of `GET jobs` (jobs.filters), for a run to re-read.
-CHANGELIST_FILTERS = {
-    "life_cycle_state__exact": "life_cycle_state",
-    "type__id__exact": "type",
-    "status__id__exact": "status",
-    "assigned_to__user__id__exact": "assigned_user",
-    SEARCH_VAR: "search",
-}
-# What the changelist's address carries besides filters: its order and page.
-NOT_FILTERS = {ORDER_VAR, PAGE_VAR, ALL_VAR}
-
-
-def frozen_selection(request: HttpRequest, queryset: QuerySet[Job]) -> Selection:
-    """The jobs an action was given, frozen for a run: the changelist's filter when every
-    "select all" filter has a name in `GET jobs`; else their ids."""
-    selected_all = request.POST.get("select_across") == "1"
-    given = {name: request.GET.getlist(name) for name in request.GET} if selected_all else None
-    if given is not None and all(
-        name in NOT_FILTERS or (name in CHANGELIST_FILTERS and len(values) == 1)
-        for name, values in given.items()
-    ):
-        return Selection.of_filter(
-            {
-                CHANGELIST_FILTERS[name]: values[0]
-                for name, values in given.items()
-                if name in CHANGELIST_FILTERS
-            }
-        )
-    return Selection.of_ids(queryset.values_list("pk", flat=True))
 
 
 def _plural(count: int) -> str:
@@ -297,7 +268,9 @@ class TransitionAdminMixin:
             messages.SUCCESS,
         )
 
-    def _refused(self, request: HttpRequest, refusal: JobsError) -> None:
+    def _refused(self, request: HttpRequest, refusal: JobsError, target: str = "") -> None:
+        if isinstance(refusal, JobNotFound | PermissionDenied):
+            access_refused("admin", refusal.code, request.user, target or request.path)
         self.message_user(request, admin_words(refusal), messages.ERROR)
 
     # --- the buttons on the job page ----------------------------------------------------------
@@ -333,7 +306,7 @@ class TransitionAdminMixin:
                 **arguments,
             )
         except JobsError as refusal:
-            self._refused(request, refusal)
+            self._refused(request, refusal, f"job {object_id}")
         else:
             self.message_user(request, f"Job {job.number} {declared.past}.", messages.SUCCESS)
         opts = self.model._meta

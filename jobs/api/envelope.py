@@ -19,7 +19,8 @@ from rest_framework.views import set_rollback
 
 from jobs.api.words import say
 from jobs.contract import envelope
-from jobs.exceptions import JobsError, every_error
+from jobs.exceptions import JobNotFound, JobsError, PermissionDenied, every_error
+from jobs.metrics import access_refused
 from jobs.observability import (
     DATABASE_UNAVAILABLE,
     RETRY_AFTER_SECONDS,
@@ -67,8 +68,24 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def _asked_for(context: dict[str, Any]) -> str:
+    """The job a refused request named, as it named it (an id in the path, a job_identifier in
+    the body), or the path: never the job's content."""
+    request, view = context.get("request"), context.get("view")
+    kwargs = getattr(view, "kwargs", None) or {}
+    if "pk" in kwargs:
+        return f"job {kwargs['pk']}"
+    data = getattr(request, "data", None)
+    if isinstance(data, dict) and isinstance(data.get("job_identifier"), dict):
+        return f"job {data['job_identifier']}"
+    return getattr(request, "path", "")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     set_rollback()
+    if isinstance(exc, JobNotFound | PermissionDenied):
+        user = getattr(context.get("request"), "user", None)
+        access_refused("api", exc.code, user, _asked_for(context))
     if isinstance(exc, JobsError):
         return error_response(exc.code, *say(exc))
     if isinstance(exc, drf.NotAuthenticated):

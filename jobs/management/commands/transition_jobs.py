@@ -20,10 +20,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, models
 from django.urls import reverse
 
-from jobs.exceptions import JobsError, JobTypeNotFound, PermissionDenied, StatusNotFound
+from jobs.exceptions import (
+    JobNotFound,
+    JobsError,
+    JobTypeNotFound,
+    PermissionDenied,
+    StatusNotFound,
+)
 from jobs.management.exit_codes import BAD_ARGUMENTS, SOME_NOT_MOVED
 from jobs.management.progress import Progress, follow_run
 from jobs.management.words import command_words, reason
+from jobs.metrics import access_refused
 from jobs.models import Channel, Job, JobStatus, JobType
 from jobs.selectors import catalog_entry_named
 from jobs.services import Outcome, Selection, eligible_jobs, job_bulk_transition, queue_run
@@ -140,7 +147,7 @@ class Command(BaseCommand):
         total = (len(jobs) if isinstance(jobs, list) else jobs.count()) if interactive else None
         progress = Progress(self.terminal, total, enabled=interactive)
 
-        report = Report(self, declared, options["format"], options["dry_run"], progress)
+        report = Report(self, declared, options["format"], options["dry_run"], progress, user)
         try:
             summary = job_bulk_transition(
                 transition=declared,
@@ -261,6 +268,7 @@ class Command(BaseCommand):
 
 
 def not_permitted(user: Any, declared: JobTransition, refusal: PermissionDenied) -> CommandError:
+    access_refused("command", refusal.code, user, f"{declared.name} jobs")
     return CommandError(
         f"user {user.username!r} may not {declared.verb} jobs: {command_words(refusal)[1]}",
         returncode=BAD_ARGUMENTS,
@@ -309,15 +317,20 @@ class Report:
         fmt: str,
         dry_run: bool,
         progress: Progress,
+        user: Any,
     ) -> None:
         self.command, self.declared, self.fmt = command, declared, fmt
-        self.dry_run, self.progress = dry_run, progress
+        self.dry_run, self.progress, self.user = dry_run, progress, user
         self.done: list[str] = []
         self.skipped: list[Outcome] = []
 
     def batch(self, outcomes: list[Outcome]) -> None:
         self.done.extend(o.number for o in outcomes if o.done)
         self.skipped.extend(o for o in outcomes if not o.done)
+        unseen = [o.number for o in outcomes if o.code == JobNotFound.code]
+        if unseen:  # none such, or not one --user sees: the same either way
+            target = f"jobs {', '.join(n or '?' for n in unseen[:20])}"
+            access_refused("command", JobNotFound.code, self.user, target, len(unseen))
         if self.fmt == "json":
             return
         self.progress.clear()
@@ -326,8 +339,9 @@ class Report:
             if outcome.done:
                 self.command.stdout.write(f"{verb}  {outcome.number}")
             else:
+                number = outcome.number or "(one no longer seen)"
                 self.command.stdout.write(
-                    f"skipped  {outcome.number}  {outcome.code}  {reason(outcome.refusal)}"
+                    f"skipped  {number}  {outcome.code}  {reason(outcome.refusal)}"
                 )
         self.progress.advance(len(outcomes))
 

@@ -61,22 +61,18 @@ def throwaway_database() -> Iterator[str]:
             connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
 
 
-def make_dispatcher():
+def make_dispatcher(username: str = "bench-dispatcher", *, unit=None):
+    """A dispatcher who sees every job, or (with `unit`, a Group) only that unit's."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
-    user = get_user_model().objects.create(username="bench-dispatcher")
-    user.user_permissions.add(
-        *Permission.objects.filter(
-            codename__in=[
-                "submit_job",
-                "start_progress_job",
-                "complete_job",
-                "cancel_job",
-                "view_job",
-            ]
-        )
-    )
+    user = get_user_model().objects.create(username=username)
+    codenames = ["submit_job", "start_progress_job", "complete_job", "cancel_job", "view_job"]
+    if unit is None:
+        codenames.append("view_all_jobs")
+    else:
+        user.groups.add(unit)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     return user
 
 

@@ -352,7 +352,7 @@ from django.contrib.auth.models import Permission, User
 from jobs.models import Job, JobStatus, JobType, LifeCycleState
 user = User.objects.create_user("load-dispatcher", password={PASSWORD!r})
 user.user_permissions.add(*Permission.objects.filter(codename__in=["start_progress_job",
-                                                                   "view_job"]))
+                                                                   "view_job", "view_all_jobs"]))
 job_type = JobType.objects.create(name="Load", alternative_code="LOAD")
 pending = JobStatus.objects.create(name="Load pending", alternative_code="LOAD-P",
                                    life_cycle_state=LifeCycleState.PENDING)

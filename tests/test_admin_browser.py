@@ -71,7 +71,13 @@ def test_a_dispatcher_starts_three_jobs_then_completes_one_and_cancels_another(
         username="dispatcher",
         password="dispatcher-pw",
         is_staff=True,
-        permissions=["view_job", "start_progress_job", "complete_job", "cancel_job"],
+        permissions=[
+            "view_job",
+            "view_all_jobs",
+            "start_progress_job",
+            "complete_job",
+            "cancel_job",
+        ],
     )
     JobCancellationReasonFactory(name="No access")
     job_type = JobTypeFactory(name="Repair")
@@ -145,7 +151,7 @@ def test_a_dispatcher_follows_a_background_run_and_stops_it(live_server, browser
         username="dispatcher",
         password="dispatcher-pw",
         is_staff=True,
-        permissions=["view_job", "start_progress_job"],
+        permissions=["view_job", "view_all_jobs", "start_progress_job"],
     )
     JobFactory.create_batch(6, type=JobTypeFactory(name="Site survey", without_default=True))
     JobFactory.create_batch(114, type=JobTypeFactory(name="Repair"))
@@ -207,7 +213,10 @@ def test_a_dispatcher_follows_a_background_run_and_stops_it(live_server, browser
 @pytest.mark.parametrize("width", [1024, 1280])
 def test_the_job_list_shows_every_column_at_common_widths(live_server, browser_page, width):
     UserFactory(
-        username="dispatcher", password="dispatcher-pw", is_staff=True, permissions=["view_job"]
+        username="dispatcher",
+        password="dispatcher-pw",
+        is_staff=True,
+        permissions=["view_job", "view_all_jobs"],
     )
     job_type = JobTypeFactory(name="Activation visit with a long name")
     JobFactory.create_batch(

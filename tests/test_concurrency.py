@@ -41,7 +41,9 @@ def run_at_once(count: int, work: Callable[[int], object]) -> list[object]:
 
 
 def test_twenty_simultaneous_starts_of_one_job_give_one_success_and_nineteen_conflicts():
-    dispatcher = UserFactory(username="dispatcher", permissions=["start_progress_job"])
+    dispatcher = UserFactory(
+        username="dispatcher", permissions=["view_all_jobs", "start_progress_job"]
+    )
     job = JobFactory()
 
     results = run_at_once(
@@ -61,7 +63,9 @@ def test_twenty_simultaneous_starts_of_one_job_give_one_success_and_nineteen_con
 
 
 def test_two_bulk_runs_over_the_same_500_jobs_start_each_exactly_once():
-    dispatcher = UserFactory(username="dispatcher", permissions=["start_progress_job"])
+    dispatcher = UserFactory(
+        username="dispatcher", permissions=["view_all_jobs", "start_progress_job"]
+    )
     job_types = JobTypeFactory.create_batch(2)
     jobs = [JobFactory.build(type=job_types[i % 2]) for i in range(500)]
     for job in jobs:
@@ -107,7 +111,7 @@ def test_jobs_created_at_the_same_time_get_distinct_numbers():
 
 
 def test_twenty_simultaneous_completions_of_one_job_give_one_success_and_nineteen_conflicts():
-    dispatcher = UserFactory(username="dispatcher", permissions=["complete_job"])
+    dispatcher = UserFactory(username="dispatcher", permissions=["view_all_jobs", "complete_job"])
     job = JobFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
 
     results = run_at_once(
@@ -124,7 +128,9 @@ def test_twenty_simultaneous_completions_of_one_job_give_one_success_and_ninetee
 
 
 def test_cancel_racing_complete_over_the_same_500_jobs_ends_each_in_one_final_state():
-    dispatcher = UserFactory(username="dispatcher", permissions=["complete_job", "cancel_job"])
+    dispatcher = UserFactory(
+        username="dispatcher", permissions=["view_all_jobs", "complete_job", "cancel_job"]
+    )
     job_types = JobTypeFactory.create_batch(2)
     jobs = [
         job

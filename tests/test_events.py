@@ -189,7 +189,9 @@ def _read_all(client, after, seen):
 @requires_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_an_event_committed_late_is_not_jumped_by_a_reader(api, token_for):
-    dispatcher = UserFactory(username="dispatcher", permissions=["view_job", "start_progress_job"])
+    dispatcher = UserFactory(
+        username="dispatcher", permissions=["view_job", "view_all_jobs", "start_progress_job"]
+    )
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(dispatcher)}")
     early, late = JobFactory(), JobFactory()
     holding, release = threading.Event(), threading.Event()
@@ -220,7 +222,9 @@ def test_an_event_committed_late_is_not_jumped_by_a_reader(api, token_for):
 @requires_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_a_reader_paging_while_writers_commit_sees_each_event_exactly_once(api, token_for):
-    dispatcher = UserFactory(username="dispatcher", permissions=["view_job", "start_progress_job"])
+    dispatcher = UserFactory(
+        username="dispatcher", permissions=["view_job", "view_all_jobs", "start_progress_job"]
+    )
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(dispatcher)}")
     jobs = JobFactory.create_batch(120)
     done = threading.Event()

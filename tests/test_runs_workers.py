@@ -50,7 +50,9 @@ def start_all(workers) -> None:
 def queue_start(count: int) -> TransitionRun:
     job_type = JobTypeFactory()
     bulk_pending_jobs(job_type, count)
-    user = UserFactory(username="dispatcher", permissions=["start_progress_job", "complete_job"])
+    user = UserFactory(
+        username="dispatcher", permissions=["view_all_jobs", "start_progress_job", "complete_job"]
+    )
     return queue_run(
         transition="start_progress",
         selection=Selection.of_filter({"life_cycle_state": "PENDING"}),

@@ -20,7 +20,7 @@ pytestmark = needs_workers
 
 
 def start_a_job() -> Event:
-    user = UserFactory(username="dispatcher", permissions=["start_progress_job"])
+    user = UserFactory(username="dispatcher", permissions=["view_all_jobs", "start_progress_job"])
     job_transition(transition="start_progress", job=JobFactory(), user=user, channel=Channel.API)
     return Event.objects.latest("id")
 

@@ -61,13 +61,31 @@ class _LockStatement:
     wanted: tuple[tuple[Part, bool], ...]
 
 
-def _seen_column(path: str) -> str:
-    """A path of the visibility rule as this statement's column: the job's, or its assignment's
-    (joined as `a`)."""
-    relation, _, field = path.partition("__")
-    if field:
-        return f"a.{column(Assignment, field)}"
-    return f"j.{column(Job, relation)}"
+def seen_sql(sight: Sight) -> tuple[str, list[Any]]:
+    """The visibility rule (jobs.visibility) for the job `j` as SQL, with its parameters; empty
+    for a user who sees every job."""
+    if sight.everything:
+        return "", []
+    own: list[str] = []
+    assigned: list[str] = []
+    own_values: list[Any] = []
+    assigned_values: list[Any] = []
+    for term in sight.terms():
+        placeholders = ", ".join(["%s"] * len(term.values))
+        if term.of_assignment:
+            assigned.append(f"sa.{column(Assignment, term.field)} IN ({placeholders})")
+            assigned_values.extend(term.values)
+        else:
+            own.append(f"j.{column(Job, term.field)} IN ({placeholders})")
+            own_values.extend(term.values)
+    if assigned:
+        # One job: its own assignment, by the unique index on job, not every assigned job.
+        own.append(
+            f"EXISTS (SELECT 1 FROM {table(Assignment)} sa "
+            f"WHERE sa.{column(Assignment, 'job')} = j.{quote('id')} "
+            f"AND ({' OR '.join(assigned)}))"
+        )
+    return f"({' OR '.join(own) or '1 = 0'})", own_values + assigned_values
 
 
 @cache
@@ -100,11 +118,7 @@ def _lock_statement(
             f"ON d{index}.{quote(target._meta.pk.column)} = t.{column(JobType, relation)}"
         )
     assignment = None
-    seen, _ = sight.where(_seen_column)
-    if with_assignment or seen:
-        joins.append(
-            f"LEFT JOIN {table(Assignment)} a ON a.{column(Assignment, 'job')} = j.{quote('id')}"
-        )
+    seen, _ = seen_sql(sight)
     if with_assignment:
         user_model = get_user_model()
         assignment = (
@@ -114,6 +128,7 @@ def _lock_statement(
         )
         parts.extend(assignment)
         joins += [
+            f"LEFT JOIN {table(Assignment)} a ON a.{column(Assignment, 'job')} = j.{quote('id')}",
             f"LEFT JOIN {table(user_model)} au "
             f"ON au.{quote('id')} = a.{column(Assignment, 'user')}",
             f"LEFT JOIN {table(Group)} ag ON ag.{quote('id')} = a.{column(Assignment, 'unit')}",
@@ -197,7 +212,7 @@ def lock_job(
         with_owner,
         sight.skeleton(),
     )
-    _, seen = sight.where(str)
+    _, seen = seen_sql(sight)
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, [*(v for _, v in wanted), value, *seen])
         row = cursor.fetchone()

@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="start requests per variant")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
+    if 2 * (args.requests + 20) > args.per_unit:
+        parser.error("each user starts 2 x (requests + 20) of one unit's jobs: raise --per-unit")
     with throwaway_database() as vendor:
         from django.contrib.auth import get_user_model
         from django.test import Client

@@ -1,5 +1,6 @@
 """Who may do what: Django's model permissions, with a user's own and their groups' read in one
-query, or taken from what the API's authentication already read with the user."""
+query (which also reads the user's group ids, for jobs.visibility), or taken from what the API's
+authentication already read with the user."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.db.models import F, Q, QuerySet, Value
-from django.db.models.functions import Concat
+from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models.functions import Cast, Concat
+
+from jobs.visibility import GROUPS_LOADED
 
 # The attribute holding a user's permission names ("app_label.codename"), set by
 # `jobs.sql.tokens.user_of_token` or on first use.
@@ -25,11 +28,30 @@ def _permissions_of(user: Any) -> QuerySet[Permission]:
     )
 
 
-def _names(permissions: QuerySet[Permission]) -> set[str]:
+# How a group id is told apart from a permission name ("app_label.codename") in one result.
+GROUP_MARK = "#group:"
+
+
+def _names_and_groups(permissions: QuerySet[Permission], user: Any) -> tuple[set[str], set[int]]:
+    """The permission names, and the user's group ids: one query (a UNION)."""
     named = permissions.order_by().annotate(
         full_name=Concat(F("content_type__app_label"), Value("."), F("codename"))
     )
-    return set(named.values_list("full_name", flat=True))
+    groups = (
+        Group.user_set.through.objects.filter(user=user)
+        .order_by()
+        .annotate(full_name=Concat(Value(GROUP_MARK), Cast("group_id", CharField())))
+    )
+    found = named.values_list("full_name", flat=True).union(
+        groups.values_list("full_name", flat=True)
+    )
+    names, group_ids = set(), set()
+    for name in found:
+        if name.startswith(GROUP_MARK):
+            group_ids.add(int(name.removeprefix(GROUP_MARK)))
+        else:
+            names.add(name)
+    return names, group_ids
 
 
 class PermissionsInOneQueryBackend(ModelBackend):
@@ -44,6 +66,7 @@ class PermissionsInOneQueryBackend(ModelBackend):
             permissions = (
                 Permission.objects.all() if user_obj.is_superuser else _permissions_of(user_obj)
             )
-            loaded = _names(permissions)
+            loaded, group_ids = _names_and_groups(permissions, user_obj)
             setattr(user_obj, LOADED, loaded)
+            setattr(user_obj, GROUPS_LOADED, frozenset(group_ids))
         return set(loaded)

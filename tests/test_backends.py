@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
+from jobs.visibility import sight_of
 from tests.factories import GroupFactory, UserFactory
 from tests.helpers import count_queries
 
@@ -37,3 +38,14 @@ def test_a_superuser_has_every_permission_and_an_inactive_user_none():
     assert len(superuser.get_all_permissions()) == Permission.objects.count()
     assert not inactive.has_perm("jobs.view_job")
     assert inactive.get_all_permissions() == set()
+
+
+def test_the_users_groups_come_with_the_permissions_for_the_visibility_rule():
+    north, south = GroupFactory(name="North"), GroupFactory(name="South")
+    user = UserFactory(permissions=["view_job"], groups=[north, south])
+
+    with count_queries() as queries:
+        sight = sight_of(user)
+
+    assert len(queries) == 1  # the permissions and the groups, read together
+    assert (sight.everything, sight.group_ids) == (False, tuple(sorted([north.pk, south.pk])))

@@ -348,6 +348,17 @@ def test_the_admin_lists_and_counts_only_the_jobs_one_sees(north_dispatcher, job
     assert page.context["cl"].full_result_count == 3
 
 
+def test_a_scoped_admin_list_takes_the_queries_of_a_view_all_one(
+    north_dispatcher, dispatcher, jobs
+):
+    scoped, everything = logged_in(north_dispatcher), logged_in(dispatcher)
+    with count_queries() as for_scoped:
+        assert scoped.get(changelist_url()).status_code == 200
+    with count_queries() as for_everything:
+        assert everything.get(changelist_url()).status_code == 200
+    assert len(for_scoped) == len(for_everything)
+
+
 def test_the_admin_page_of_an_unseen_job_is_not_found_like_a_missing_one(north_dispatcher, jobs):
     _, unseen = jobs
 

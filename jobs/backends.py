@@ -42,8 +42,12 @@ def _names_and_groups(permissions: QuerySet[Permission], user: Any) -> tuple[set
         .order_by()
         .annotate(full_name=Concat(Value(GROUP_MARK), Cast("group_id", CharField())))
     )
-    found = named.values_list("full_name", flat=True).union(
-        groups.values_list("full_name", flat=True)
+    # Unordered: Django 6.1 orders a union by the first query's Meta.ordering otherwise, which
+    # names a column the union has not.
+    found = (
+        named.values_list("full_name", flat=True)
+        .union(groups.values_list("full_name", flat=True))
+        .order_by()
     )
     names, group_ids = set(), set()
     for name in found:

@@ -25,7 +25,9 @@ from jobs.transitions import TRANSITIONS
 
 # A background run that ends, in any state (jobs.services.runs).
 RUN_FINISHED = "transition_run.finished"
-EVENT_TYPES = (*(t.event for t in TRANSITIONS.values()), RUN_FINISHED)
+# A job made through the API (jobs.services.intake).
+JOB_CREATED = "job.created"
+EVENT_TYPES = (JOB_CREATED, *(t.event for t in TRANSITIONS.values()), RUN_FINISHED)
 CURSOR_PATTERN = r"^\d{1,19}_\d{1,19}$"
 _CURSOR = re.compile(r"^(\d{1,19})_(\d{1,19})$")
 

@@ -90,6 +90,31 @@ class TransitionRunNotFound(JobsError):
     http_status = 404
 
 
+class UserNotFound(JobsError):
+    code = "USER_NOT_FOUND"
+    http_status = 400
+
+
+class GroupNotFound(JobsError):
+    code = "GROUP_NOT_FOUND"
+    http_status = 400
+
+
+class DuplicateExternalReference(JobsError):
+    code = "DUPLICATE_EXTERNAL_REFERENCE"
+    http_status = 409
+
+
+class IdempotencyKeyReused(JobsError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    http_status = 409
+
+
+class IdempotencyKeyInUse(JobsError):
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    http_status = 409
+
+
 def every_error() -> list[type[JobsError]]:
     """Every domain error, each with its own code."""
     found, pending = [], [JobsError]

@@ -14,6 +14,8 @@ JOB_IDENTIFIER_FIELDS = ("id", "number")
 # Statuses, types and cancellation reasons are all named the same ways.
 CATALOG_IDENTIFIER_FIELDS = ("id", "name", "alternative_code")
 STATUS_IDENTIFIER_FIELDS = CATALOG_IDENTIFIER_FIELDS
+USER_IDENTIFIER_FIELDS = ("id", "username")
+GROUP_IDENTIFIER_FIELDS = ("id", "name")
 
 
 def is_number(text: str) -> bool:

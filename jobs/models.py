@@ -102,6 +102,10 @@ class JobCancellationReason(CatalogEntry):
     """Why a job was cancelled (CRM.COM's cancellation reasons)."""
 
 
+# The states a job is created in (CRM.COM: a draft, or a job handed over at once).
+CREATE_STATES = (LifeCycleState.DRAFT, LifeCycleState.PENDING)
+
+
 def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.ForeignKey:
     field = models.ForeignKey(
         JobStatus,
@@ -139,6 +143,17 @@ class JobType(CatalogEntry):
     )
     default_cancel_status = _default_status_field(
         "default status on cancel", LifeCycleState.CANCELLED
+    )
+    # Not a transition's default: a new job may start in DRAFT or in PENDING (CREATE_STATES).
+    default_create_status = models.ForeignKey(
+        JobStatus,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="default status on create",
+        help_text="An allowed status in the Draft or Pending state: a new job's, when none is "
+        "asked for.",
     )
     default_cancellation_reason = models.ForeignKey(
         JobCancellationReason,
@@ -182,15 +197,20 @@ class JobType(CatalogEntry):
         if allowed is None and self.pk is not None:
             allowed = self.allowed_statuses.all()
         errors = {}
-        for field in default_status_fields(JobType):
-            status = getattr(self, field.name)
+        wanted_states = {
+            field.name: (field.entered_state,) for field in default_status_fields(JobType)
+        }
+        wanted_states["default_create_status"] = CREATE_STATES
+        for name, states in wanted_states.items():
+            status = getattr(self, name)
             if status is None:
                 continue
-            if status.life_cycle_state != field.entered_state:
-                state = LifeCycleState(field.entered_state).label
-                errors[field.name] = f"The {field.verbose_name} must be {state}."
+            label = self._meta.get_field(name).verbose_name
+            if status.life_cycle_state not in states:
+                words = " or ".join(LifeCycleState(state).label for state in states)
+                errors[name] = f"The {label} must be {words}."
             elif allowed is not None and status not in allowed:
-                errors[field.name] = f"The {field.verbose_name} must be an allowed status."
+                errors[name] = f"The {label} must be an allowed status."
         if errors:
             raise ValidationError(errors)
 
@@ -201,6 +221,15 @@ class Job(ConcurrentTransitionMixin, models.Model):
 
     number = models.CharField(max_length=20, unique=True, editable=False)
     description = models.TextField(blank=True)
+    notes = models.TextField(blank=True)
+    # The integrating system's own id for the job (ours): at most one job holds each.
+    external_reference = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="the id another system knows this job by; unique when set",
+    )
     type = models.ForeignKey(JobType, on_delete=models.PROTECT, related_name="jobs")
     status = models.ForeignKey(JobStatus, on_delete=models.PROTECT, related_name="jobs")
     life_cycle_state = FSMField(
@@ -326,6 +355,8 @@ class Job(ConcurrentTransitionMixin, models.Model):
     def submit(self, *, status: JobStatus, by, at: datetime) -> None:
         """Hand a draft over for work. `status` is already resolved, as for every transition."""
         self._enter(status, by, at, LifeCycleState.PENDING)
+        if self.type.expiration_settings == ExpirationSetting.ON_PENDING_STATE:
+            self.expiration_date = at + timedelta(days=self.type.expiration_days or 0)
 
     @transition(
         field=life_cycle_state,
@@ -521,6 +552,42 @@ def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
 
 
+def _event_about(model: type[models.Model]) -> models.ForeignKey:
+    # No constraint: the outbox keeps an event whose job or run was deleted since.
+    return models.ForeignKey(
+        model,
+        null=True,
+        editable=False,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+
+class IdempotencyKey(models.Model):
+    """A create's `Idempotency-Key` (ours): claimed before the request runs, then holding its
+    answer, written in the same transaction as the job it made (jobs.api.idempotency)."""
+
+    # How long a key answers again; older ones are pruned (jobs.retention).
+    KEEP = timedelta(hours=24)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the request it came with")
+    claimed_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, help_text="null while running")
+    # The answer as it was sent, byte for byte (a JSON column would reorder its keys).
+    answer = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once")]
+        indexes = [models.Index(fields=["claimed_at"], name="idempotency_key_age")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class Event(models.Model):
     """The outbox: one row per job per transition, written in the transition's own transaction,
     so an event exists exactly when its transition committed. Other systems read them in order
@@ -537,25 +604,9 @@ class Event(models.Model):
     # Whether a worker has made this event's webhook deliveries (see jobs.tasks.fan_out).
     fanned_out = models.BooleanField(default=False, editable=False)
     # Whom the event is about, for the feed to hand each reader only what they see
-    # (jobs.visibility). No constraint: the outbox keeps an event whose job or run is deleted.
-    job = models.ForeignKey(
-        Job,
-        null=True,
-        editable=False,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    run = models.ForeignKey(
-        TransitionRun,
-        null=True,
-        editable=False,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    # (jobs.visibility).
+    job = _event_about(Job)
+    run = _event_about(TransitionRun)
 
     class Meta:
         ordering = ["txid", "id"]

@@ -1,5 +1,6 @@
 """How long the outbox keeps what it no longer needs: events already fanned out, and webhook
-deliveries that are finished (succeeded, or failed for good), once older than the retention.
+deliveries that are finished (succeeded, or failed for good), once older than the retention; and
+the creates' idempotency keys once they no longer answer (IdempotencyKey.KEEP, 24 hours).
 
 The transition log is the audit trail and is never pruned here. Rows go in small batches, each its
 own short transaction, so pruning a million rows never holds a long lock.
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from jobs.models import DeliveryState, Event, WebhookDelivery
+from jobs.models import DeliveryState, Event, IdempotencyKey, WebhookDelivery
 
 FINISHED = (DeliveryState.SUCCEEDED, DeliveryState.FAILED)
 
@@ -23,6 +24,7 @@ FINISHED = (DeliveryState.SUCCEEDED, DeliveryState.FAILED)
 class Pruned:
     deliveries: int
     events: int
+    idempotency_keys: int
 
 
 def _in_batches(ids_query, model, batch_size: int, dry_run: bool) -> int:
@@ -60,4 +62,10 @@ def prune_outbox(
         .values_list("pk", flat=True)
     )
     pruned_events = _in_batches(events, Event, batch_size, dry_run)
-    return Pruned(pruned_deliveries, pruned_events)
+    expired = (
+        IdempotencyKey.objects.filter(claimed_at__lt=timezone.now() - IdempotencyKey.KEEP)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    pruned_keys = _in_batches(expired, IdempotencyKey, batch_size, dry_run)
+    return Pruned(pruned_deliveries, pruned_events, pruned_keys)

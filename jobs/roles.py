@@ -18,7 +18,14 @@ VIEWING = (
     "view_jobtransitionlog",
 )
 FIELD_WORK = (*VIEWING, "start_progress_job", "complete_job")
-DISPATCHING = (*FIELD_WORK, "submit_job", "cancel_job", "change_job", "change_assignment")
+DISPATCHING = (
+    *FIELD_WORK,
+    "add_job",
+    "submit_job",
+    "cancel_job",
+    "change_job",
+    "change_assignment",
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class Role:
 
 ROLES = {
     "dispatcher": Role(
-        "Dispatchers", DISPATCHING, "views jobs, submits, starts, completes, cancels and assigns"
+        "Dispatchers",
+        DISPATCHING,
+        "views and creates jobs, submits, starts, completes, cancels and assigns them",
     ),
     "technician": Role("Technicians", FIELD_WORK, "views jobs, starts and completes them"),
     "viewer": Role("Viewers", VIEWING, "views jobs and their history"),

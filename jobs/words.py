@@ -46,10 +46,23 @@ def _status_not_allowed(
     return f"Status {status} is not allowed for job type {type}."
 
 
+# What each permission that is not a transition's lets one do, as a refusal says it.
+DOING = {
+    "jobs.view_job": "view jobs",
+    "jobs.add_job": "create jobs",
+    "jobs.view_all_jobs": "give a job to a group that is not yours",
+}
+
+
 def _not_permitted(permission: str, transition: str = "") -> str:
     if transition:
         return f"You may not {TRANSITIONS[transition].action} jobs."
-    return "You may not view jobs."
+    return f"You may not {DOING.get(permission, 'do this')}."
+
+
+def _duplicate_reference(reference: str, number: str = "") -> str:
+    held = f"job {number}" if number else "another job"
+    return f"The external reference {reference!r} is already {held}'s."
 
 
 def _job_not_found(number: str = "") -> str:
@@ -63,6 +76,9 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "PERMISSION_DENIED": _not_permitted,
     "JOB_NOT_FOUND": _job_not_found,
     "TRANSITION_RUN_NOT_FOUND": lambda: "No transition run has this id.",
+    "USER_NOT_FOUND": lambda: "No user matches the identifier.",
+    "GROUP_NOT_FOUND": lambda: "No group matches the identifier.",
+    "DUPLICATE_EXTERNAL_REFERENCE": _duplicate_reference,
     "STATUS_NOT_FOUND": lambda choice: f"The {choice_noun(choice)} asked for does not exist.",
     "CANCELLATION_REASON_NOT_FOUND": lambda choice: (
         f"The {choice_noun(choice)} asked for does not exist."

@@ -105,6 +105,7 @@ class JobTypeFactory(factory.django.DjangoModelFactory):
             in_state = {status.life_cycle_state: status for status in statuses}
             for declared in TRANSITIONS.values():
                 setattr(job_type, declared.default_status_field, in_state[declared.target])
+            job_type.default_create_status = in_state[LifeCycleState.DRAFT]
             job_type.save()
         return job_type
 

@@ -355,6 +355,8 @@ def test_the_full_job_comes_back_when_no_fields_set_is_given(as_dispatcher, disp
     assert set(data) == {
         "id",
         "owned_by_group",
+        "notes",
+        "external_reference",
         "number",
         "description",
         "life_cycle_state",

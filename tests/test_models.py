@@ -169,3 +169,15 @@ def test_the_database_refuses_a_cancellation_reason_on_a_job_that_is_not_cancell
     job = JobFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         Job.objects.filter(pk=job.pk).update(cancellation_reason=JobCancellationReasonFactory())
+
+
+def test_a_types_default_on_create_is_an_allowed_draft_or_pending_status():
+    job_type = JobTypeFactory()
+    job_type.default_create_status = status_of(job_type, LifeCycleState.IN_PROGRESS)
+    with pytest.raises(ValidationError, match="default status on create must be Draft or Pending"):
+        job_type.clean()
+    job_type.default_create_status = status_of(JobTypeFactory(), LifeCycleState.PENDING)
+    with pytest.raises(ValidationError, match="must be an allowed status"):
+        job_type.clean()
+    job_type.default_create_status = status_of(job_type, LifeCycleState.PENDING)
+    job_type.clean()

@@ -7,10 +7,17 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.models import DeliveryState, Event, JobTransitionLog, WebhookDelivery, WebhookEndpoint
+from jobs.models import (
+    DeliveryState,
+    Event,
+    IdempotencyKey,
+    JobTransitionLog,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from jobs.retention import prune_outbox
 from jobs.services import job_transition
-from tests.factories import JobFactory
+from tests.factories import JobFactory, UserFactory
 from tests.helpers import run_command
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +92,15 @@ def test_the_command_refuses_a_negative_age_or_an_empty_batch(db, arguments, say
     code, out, err = run_command("prune_outbox", *arguments)
     assert (code, out) == (2, "")
     assert says in err
+
+
+def test_idempotency_keys_are_pruned_once_they_no_longer_answer():
+    user = UserFactory()
+    old = IdempotencyKey.objects.create(
+        user=user, key="old", fingerprint="x", claimed_at=timezone.now() - timedelta(hours=25)
+    )
+    fresh = IdempotencyKey.objects.create(user=user, key="fresh", fingerprint="x")
+
+    assert prune_outbox().idempotency_keys == 1
+    assert list(IdempotencyKey.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert not IdempotencyKey.objects.filter(pk=old.pk).exists()

@@ -16,13 +16,14 @@ def test_the_roles_are_created_with_what_each_may_do():
     code, out, _ = run_command("create_roles")
     assert code == 0
     assert (
-        "Dispatchers (views jobs, submits, starts, completes, cancels and assigns): created." in out
+        "Dispatchers (views and creates jobs, submits, starts, completes, cancels and assigns "
+        "them): created." in out
     )
     dispatcher, technician, viewer = (
         UserFactory(groups=[Group.objects.get(name=ROLES[key].group)])
         for key in ("dispatcher", "technician", "viewer")
     )
-    for name in ("submit", "start_progress", "complete", "cancel", "change"):
+    for name in ("add", "submit", "start_progress", "complete", "cancel", "change"):
         assert dispatcher.has_perm(f"jobs.{name}_job"), name
     assert technician.has_perm("jobs.start_progress_job")
     assert technician.has_perm("jobs.complete_job")

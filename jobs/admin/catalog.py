@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
-from jobs.models import JobCancellationReason, JobStatus, JobType
+from jobs.models import CREATE_STATES, JobCancellationReason, JobStatus, JobType
 from jobs.transitions import TRANSITIONS
 
 # Each default-status field offers the statuses of its transition's target state.
@@ -31,6 +31,7 @@ class JobTypeForm(forms.ModelForm):
             "description",
             "fulfillment_scope",
             "allowed_statuses",
+            "default_create_status",
             *DEFAULT_STATUS_STATES,
             "default_cancellation_reason",
             "expiration_settings",
@@ -67,6 +68,8 @@ class JobTypeAdmin(admin.ModelAdmin):
             kwargs["queryset"] = JobStatus.objects.filter(
                 life_cycle_state=DEFAULT_STATUS_STATES[db_field.name]
             )
+        elif db_field.name == "default_create_status":
+            kwargs["queryset"] = JobStatus.objects.filter(life_cycle_state__in=CREATE_STATES)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 

@@ -118,6 +118,8 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     fields = [
         "number",
         "description",
+        "notes",
+        "external_reference",
         "type",
         "owned_by_group",
         "life_cycle_state",

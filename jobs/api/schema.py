@@ -111,8 +111,16 @@ def closed_bodies(result: dict, **kwargs: object) -> dict:
                 bodies.append(content.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1])
     while bodies:
         schema = schemas.get(bodies.pop(), {})
-        variants = schema.get("oneOf", [])
-        bodies.extend(v.get("$ref", "").rsplit("/", 1)[-1] for v in variants)
+        # Its variants, and the objects nested in it (a create's assigned_to), are bodies too.
+        nested = [
+            *schema.get("oneOf", []),
+            *(
+                ref
+                for field in schema.get("properties", {}).values()
+                for ref in [field, *field.get("allOf", []), *field.get("oneOf", [])]
+            ),
+        ]
+        bodies.extend(v["$ref"].rsplit("/", 1)[-1] for v in nested if "$ref" in v)
         if schema.get("type") == "object":
             schema["additionalProperties"] = False
     return result

@@ -128,6 +128,10 @@ class JobSerializer(SparseSerializer):
     id = serializers.IntegerField()
     number = serializers.CharField()
     description = serializers.CharField()
+    notes = serializers.CharField()
+    external_reference = serializers.CharField(
+        allow_null=True, help_text="(ours) the id another system knows the job by"
+    )
     life_cycle_state = serializers.ChoiceField(choices=LifeCycleState.choices)
     rating_state = serializers.ChoiceField(choices=RatingState.choices)
     expiration_date = serializers.DateTimeField(allow_null=True)

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from jobs.api.envelope import envelope
 from jobs.api.inputs import FIELDS_SET, PAGING, only_query
+from jobs.api.intake import IntakeEndpoints
 from jobs.api.pagination import CrmPagination
 from jobs.api.schema import ID_IN_PATH, NON_EMPTY_TEXT, ROW_ID, enveloped, errors
 from jobs.api.serializers import (
@@ -70,7 +71,7 @@ FIELDS_SET_QUERY = [
 ]
 
 
-class JobViewSet(TransitionEndpoints, viewsets.GenericViewSet):
+class JobViewSet(IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
     queryset = Job.objects.order_by("-created_date", "-id")
     serializer_class = JobSerializer
     permission_classes = [IsAuthenticated, JobPermission]

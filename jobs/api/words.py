@@ -36,6 +36,11 @@ NEXT_STEPS = {
     "PERMISSION_DENIED": lambda r: ask_for(r.data["permission"]),
     "JOB_NOT_FOUND": lambda r: "Check the job's id or number and try again.",
     "TRANSITION_RUN_NOT_FOUND": lambda r: "Check the id.",
+    "USER_NOT_FOUND": lambda r: "Name an existing user by id or username.",
+    "GROUP_NOT_FOUND": lambda r: "Name an existing group by id or name.",
+    "DUPLICATE_EXTERNAL_REFERENCE": lambda r: (
+        "Nothing was created. Send another external_reference, or update the job that holds it."
+    ),
 }
 # The refusal as the API answers it: a choice that does not exist is named by its parameter.
 say = words_from(NEXT_STEPS, missing=_missing)

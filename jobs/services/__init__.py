@@ -16,6 +16,7 @@ service owns what the model cannot, each concern in its own module:
 - `bulk`: many jobs, batch by batch;
 - `forecast`: what a bulk run would do to a selection of any size, counted in SQL;
 - `selection` and `runs`: bulk runs in the background, carried out by workers;
+- `intake`: a new job from outside, with its assignment and its event;
 - `engine`: the one seam to the task engine (what must happen after commit).
 
 Refusals are raised as codes with data (jobs.exceptions); the doors word them.
@@ -23,6 +24,7 @@ Refusals are raised as codes with data (jobs.exceptions); the doors word them.
 
 from jobs.services.bulk import BulkSummary, Outcome, job_bulk_transition
 from jobs.services.forecast import Forecast, forecast
+from jobs.services.intake import NewJob, create_job
 from jobs.services.one import job_transition
 from jobs.services.permissions import ensure_may_view, ensure_permitted
 from jobs.services.runs import get_run, queue_run, stop_run
@@ -31,8 +33,10 @@ from jobs.services.selection import Selection, eligible_jobs
 __all__ = [
     "BulkSummary",
     "Forecast",
+    "NewJob",
     "Outcome",
     "Selection",
+    "create_job",
     "eligible_jobs",
     "ensure_may_view",
     "ensure_permitted",

@@ -164,5 +164,12 @@ def _sweep() -> int:
 def prune() -> int:
     """Daily (Celery beat): what the outbox no longer needs (jobs.retention)."""
     pruned = prune_outbox()
-    logger.info("outbox pruned", extra={"events": pruned.events, "deliveries": pruned.deliveries})
-    return pruned.events + pruned.deliveries
+    logger.info(
+        "outbox pruned",
+        extra={
+            "events": pruned.events,
+            "deliveries": pruned.deliveries,
+            "idempotency_keys": pruned.idempotency_keys,
+        },
+    )
+    return pruned.events + pruned.deliveries + pruned.idempotency_keys

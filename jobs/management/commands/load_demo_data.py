@@ -34,7 +34,7 @@ DEMO_USERS = {
     "admin": ("admin-demo-pw", "superuser"),
     "dispatcher": (
         "dispatcher-demo-pw",
-        "every job: may view, submit, start, complete, cancel and edit them",
+        "every job: may view, create, submit, start, complete, cancel and edit them",
     ),
     "technician": ("technician-demo-pw", "every job: may view, start and complete, not cancel"),
     "viewer": ("viewer-demo-pw", "every job: may only view them"),
@@ -219,6 +219,8 @@ class Command(BaseCommand):
                 for declared in TRANSITIONS.values():
                     if getattr(job_type, declared.default_status_field) is None:
                         setattr(job_type, declared.default_status_field, in_state[declared.target])
+                if job_type.default_create_status is None:
+                    job_type.default_create_status = in_state[LifeCycleState.DRAFT]
                 if job_type.default_cancellation_reason is None:
                     job_type.default_cancellation_reason = reasons[0]
                 job_type.save()

@@ -15,7 +15,8 @@ from jobs.retention import prune_outbox
 class Command(BaseCommand):
     help = (
         "Delete fanned-out events and finished webhook deliveries older than the retention "
-        "(JOBS_OUTBOX_RETENTION_DAYS), in small batches. The transition log is kept."
+        "(JOBS_OUTBOX_RETENTION_DAYS), and idempotency keys older than 24 hours, in small "
+        "batches. The transition log is kept."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -42,5 +43,6 @@ class Command(BaseCommand):
         verb = "Would delete" if options["dry_run"] else "Deleted"
         self.stdout.write(
             f"{verb} {pruned.events} events and {pruned.deliveries} webhook deliveries "
-            f"older than {options['days']} days."
+            f"older than {options['days']} days, and {pruned.idempotency_keys} idempotency keys "
+            "older than 24 hours."
         )

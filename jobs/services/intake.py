@@ -92,12 +92,13 @@ def create_job(new: NewJob, *, user: Any, channel: str, scope: str | None = None
         updated_date=at.when,
         updated_by_user=user,
     )
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (the Idempotency-Key's): a refusal fails it.
+    with transaction.atomic(savepoint=False):
         try:
-            with transaction.atomic():
-                job.save()
+            job.save()
         except IntegrityError:
-            # Another create took the reference between our check and our write.
+            # Another create took the reference between our check and our write; the whole
+            # transaction rolls back with this refusal, so no savepoint is needed to go on.
             raise DuplicateExternalReference(reference=new.external_reference) from None
         job.assigned_to_loaded = None
         if assignee is not None or unit is not None:

@@ -4,11 +4,20 @@ names, so a run's filter reads as the list it came from)."""
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
 from jobs.exceptions import InvalidParameter
 from jobs.identifiers import MAX_ID
 from jobs.models import Job, LifeCycleState
+
+# A job no longer expected to be done in time: still open, and its expiration date passed.
+OPEN_STATES = (LifeCycleState.DRAFT, LifeCycleState.PENDING, LifeCycleState.IN_PROGRESS)
+
+
+def overdue() -> Q:
+    """Jobs not completed or cancelled whose expiration date has passed."""
+    return Q(life_cycle_state__in=OPEN_STATES, expiration_date__lt=timezone.now())
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -39,6 +48,8 @@ FILTER_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "status": ("id", "job status id"),
     "assigned_user": ("id", "id of the user the job is assigned to"),
     "owned_by_group": ("id", "id of the group (unit) that owns the job"),
+    "external_reference": ("text", "the id another system knows the job by, exactly"),
+    "overdue": ("bool", "true: not completed or cancelled, and past its expiration date"),
     "number": ("text", "job number, e.g. JB00019"),
     "search": ("text", 'every word (or "quoted phrase") in the job\'s number or description'),
 }
@@ -60,12 +71,21 @@ class JobFilter(django_filters.FilterSet):
     owned_by_group = IdFilter(
         field_name="owned_by_group_id", help_text=_described("owned_by_group")
     )
+    external_reference = django_filters.CharFilter(help_text=_described("external_reference"))
+    overdue = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_overdue",
+        help_text=_described("overdue"),
+    )
     number = django_filters.CharFilter(help_text=_described("number"))
     search = django_filters.CharFilter(method="filter_search", help_text=_described("search"))
 
     class Meta:
         model = Job
         fields = list(FILTER_DESCRIPTIONS)
+
+    def filter_overdue(self, queryset: QuerySet[Job], name: str, value: str) -> QuerySet[Job]:
+        return queryset.filter(overdue()) if value == "true" else queryset.exclude(overdue())
 
     def filter_search(self, queryset: QuerySet[Job], name: str, value: str) -> QuerySet[Job]:
         for term in search_terms(value):

@@ -84,6 +84,10 @@ def _selection_words(frozen: dict[str, str]) -> list[str]:
             words.append(f"owned by {Group.objects.filter(pk=value).first() or value}")
         elif name == "number":
             words.append(f"numbered {value}")
+        elif name == "overdue":
+            words.append("overdue" if value == "true" else "not overdue")
+        elif name == "external_reference":
+            words.append(f"known elsewhere as {value}")
         else:
             words.append(f"matching “{value}”")
     return words

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from jobs.api.schema import NON_EMPTY_TEXT, ROW_ID, OptionalText, TextField
 from jobs.api.serializers import FieldsTree, allowed_names, fields_set_schema, parse_fields_set
-from jobs.exceptions import InvalidParameter
+from jobs.exceptions import InvalidIdentifier, InvalidParameter
 from jobs.filters import FILTER_DESCRIPTIONS
 from jobs.identifiers import (
     CATALOG_IDENTIFIER_FIELDS,
@@ -32,6 +32,10 @@ from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, SUBMIT
 # in the query as well as in the header is not refused) and the sparse fieldset.
 TOKEN = ("token",)
 FIELDS_SET = ("fields_set", "fields")
+FIELDS_SET_QUERY = [
+    OpenApiParameter("fields_set", fields_set_schema()),
+    OpenApiParameter("fields", fields_set_schema(), description="Alias of fields_set."),
+]
 PAGING = ("number_of_results", "offset")
 
 
@@ -45,6 +49,18 @@ def refuse_unknown(given: Iterable[Any], accepted: Iterable[str], *, kind: str) 
             f"{str(unknown)[:100]!r} is not a {kind} of this request.",
             f"Leave it out; the {kind}s it takes are: {', '.join(accepted)}.",
         )
+
+
+def query_identifier(raw: str, *, fields: tuple[str, ...], parameter: str) -> dict[str, Any]:
+    """CRM.COM's identifier in a query string, `job_identifier=number=JB00019`, as
+    {"number": "JB00019"} (the query parser already split `job_identifier=` off)."""
+    key, sep, value = raw.partition("=")
+    if not sep:
+        raise InvalidIdentifier(
+            f"{parameter} must read field=value.",
+            f"Use one of {', '.join(fields)}, e.g. {fields[-1]}=….",
+        )
+    return parse_identifier({key: value}, fields=fields, parameter=parameter)
 
 
 def only_query(query: Mapping[str, Any], *accepted: str) -> None:
@@ -202,13 +218,20 @@ FILTER_SCHEMA = {
     "properties": {
         name: {"type": "string", "enum": LifeCycleState.values}
         if name == "life_cycle_state"
-        else {**(ROW_ID if kind == "id" else NON_EMPTY_TEXT), "description": text}
+        else {
+            **{"id": ROW_ID, "bool": {"type": "boolean"}}.get(kind, NON_EMPTY_TEXT),
+            "description": text,
+        }
         for name, (kind, text) in FILTER_DESCRIPTIONS.items()
     },
     "description": "The jobs to move, in the names of GET jobs; every job when left out. Frozen "
     "when queued: jobs created afterwards are not part of the run.",
 }
-JSON_TYPES = {"integer": (int, "a whole number"), "string": (str, "text")}
+JSON_TYPES = {
+    "integer": (int, "a whole number"),
+    "string": (str, "text"),
+    "boolean": (bool, "true or false"),
+}
 
 
 @extend_schema_field(FILTER_SCHEMA)
@@ -222,7 +245,7 @@ class RunFilterField(serializers.Field):
         for name, value in data.items():
             schema = FILTER_SCHEMA["properties"].get(name, {})
             kind, words = JSON_TYPES.get(schema.get("type"), (object, ""))
-            if not isinstance(value, kind) or isinstance(value, bool):
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 raise InvalidParameter(
                     f"filter {str(name)[:100]} must be {words or 'a value'}.",
                     "Correct the filter's value.",

@@ -19,16 +19,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.envelope import envelope
-from jobs.api.inputs import FIELDS_SET, PAGING, only_query
+from jobs.api.inputs import FIELDS_SET, FIELDS_SET_QUERY, PAGING, only_query
 from jobs.api.intake import IntakeEndpoints
 from jobs.api.pagination import CrmPagination
+from jobs.api.reads import ReadEndpoints
 from jobs.api.schema import ID_IN_PATH, NON_EMPTY_TEXT, ROW_ID, enveloped, errors
 from jobs.api.serializers import (
     JOB_ENVELOPE,
     JobSerializer,
     TransitionLogSerializer,
     TypeStatusSerializer,
-    fields_set_schema,
     job_answer,
     parse_fields_set,
 )
@@ -60,18 +60,15 @@ class JobPermission(BasePermission):
 
 
 # life_cycle_state is documented from the filter itself, with its states.
+FILTER_SCHEMAS = {"id": ROW_ID, "text": NON_EMPTY_TEXT, "bool": {"type": "boolean"}}
 FILTER_QUERY = [
-    OpenApiParameter(name, ROW_ID if kind == "id" else NON_EMPTY_TEXT, description=text)
+    OpenApiParameter(name, FILTER_SCHEMAS[kind], description=text)
     for name, (kind, text) in FILTER_DESCRIPTIONS.items()
     if kind != "state"
 ]
-FIELDS_SET_QUERY = [
-    OpenApiParameter("fields_set", fields_set_schema()),
-    OpenApiParameter("fields", fields_set_schema(), description="Alias of fields_set."),
-]
 
 
-class JobViewSet(IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
+class JobViewSet(ReadEndpoints, IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
     queryset = Job.objects.order_by("-created_date", "-id")
     serializer_class = JobSerializer
     permission_classes = [IsAuthenticated, JobPermission]
@@ -92,12 +89,19 @@ class JobViewSet(IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
         # Only the jobs the caller sees (jobs.visibility): in the list, its count and each page.
         return super().get_queryset().filter(sight_of(self.request.user).q())
 
-    def _render(self, job_pk: int, selection: Any) -> Response:
+    def _render(self, lookup: dict[str, Any], selection: Any) -> Response:
+        """One job the caller sees, by `lookup` ({"pk": 19}, {"number": "JB00019"})."""
         answer = job_answer(selection)
-        job = answer.shape(self.get_queryset().filter(pk=job_pk)).first()
+        job = answer.shape(self.get_queryset().filter(**lookup)).first()
         if job is None:
-            raise JobNotFound("No job has this id.", "Check the id and try again.")
+            by = "has this id" if "pk" in lookup else "matches job_identifier"
+            raise JobNotFound(f"No job {by}.", "Check the id and try again.")
         return Response(envelope(answer.render(job)))
+
+    def _page(self, jobs: Any, answer: Any) -> Response:
+        """A page of `jobs` as `answer` renders them, with the paging."""
+        page = self.paginate_queryset(jobs)
+        return self.get_paginated_response([answer.render(job) for job in page])
 
     @extend_schema(
         summary="List jobs, newest first",
@@ -110,9 +114,7 @@ class JobViewSet(IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         only_query(request.query_params, *FILTER_DESCRIPTIONS, *FIELDS_SET, *PAGING)
         answer = job_answer(self._query_selection())
-        jobs = self.filter_queryset(answer.shape(self.get_queryset()))
-        page = self.paginate_queryset(jobs)
-        return self.get_paginated_response([answer.render(job) for job in page])
+        return self._page(self.filter_queryset(answer.shape(self.get_queryset())), answer)
 
     @extend_schema(
         summary="One job",
@@ -126,7 +128,7 @@ class JobViewSet(IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         only_query(request.query_params, *FIELDS_SET)
-        return self._render(job_id(pk), self._query_selection())
+        return self._render({"pk": job_id(pk)}, self._query_selection())
 
     @extend_schema(
         summary="A job's history: its transitions, newest first (ours)",

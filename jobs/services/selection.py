@@ -23,6 +23,13 @@ from jobs.transitions import JobTransition
 from jobs.visibility import Sight
 
 
+def _as_query_text(value: Any) -> str:
+    """A filter's value as GET jobs' query string has it (JSON's true is "true")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def eligible_jobs(declared: JobTransition, sight: Sight, **narrowing: int) -> QuerySet[Job]:
     """Every job seen whose state allows the transition, narrowed in the names of GET jobs."""
     jobs = filtered_jobs({name: str(value) for name, value in narrowing.items()})
@@ -38,7 +45,7 @@ class Selection:
     @classmethod
     def of_filter(cls, filters: Mapping[str, Any]) -> Selection:
         """A filter frozen now: checked (INVALID_PARAMETER), and bounded by the newest job."""
-        filters = {name: str(value) for name, value in filters.items()}
+        filters = {name: _as_query_text(value) for name, value in filters.items()}
         filtered_jobs(filters)
         newest = Job.objects.aggregate(newest=Max("pk"))["newest"] or 0
         return cls(filter=filters, up_to_id=newest)

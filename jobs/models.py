@@ -106,7 +106,10 @@ class JobCancellationReason(CatalogEntry):
 CREATE_STATES = (LifeCycleState.DRAFT, LifeCycleState.PENDING)
 
 
-def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.ForeignKey:
+def _default_status_field(
+    verbose_name: str, *states: LifeCycleState, purpose: str = ""
+) -> models.ForeignKey:
+    in_states = " or ".join(state.label for state in states)
     field = models.ForeignKey(
         JobStatus,
         null=True,
@@ -114,24 +117,26 @@ def _default_status_field(verbose_name: str, state: LifeCycleState) -> models.Fo
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=verbose_name,
-        help_text=f"An allowed status in the {state.label} state.",
+        help_text=f"An allowed status in the {in_states} state{f': {purpose}' if purpose else ''}.",
     )
-    # The state a status must be in to be this default: JobType.clean reads it, and each
-    # transition's declaration (jobs.transitions) is checked against it.
-    field.entered_state = state
+    # The states a status must be in to be this default: JobType.clean reads them, and each
+    # transition's declaration (jobs.transitions) is checked against its field's.
+    field.entered_states = states
     return field
 
 
 def default_status_fields(model: type[models.Model]) -> list[models.ForeignKey]:
-    """The fields of a job type that hold a default status, each with its `entered_state`."""
-    return [f for f in model._meta.get_fields() if hasattr(f, "entered_state")]
+    """The fields of a job type that hold a default status, each with its `entered_states`."""
+    return [f for f in model._meta.get_fields() if hasattr(f, "entered_states")]
 
 
 class JobType(CatalogEntry):
     fulfillment_scope = models.CharField(
         max_length=40, choices=FulfillmentScope.choices, default=FulfillmentScope.GENERIC_PURPOSE
     )
-    allowed_statuses = models.ManyToManyField(JobStatus, related_name="allowed_for_types")
+    allowed_statuses = models.ManyToManyField(
+        JobStatus, through="AllowedStatus", related_name="allowed_for_types"
+    )
     default_submit_status = _default_status_field(
         "default status on submit", LifeCycleState.PENDING
     )
@@ -144,16 +149,8 @@ class JobType(CatalogEntry):
     default_cancel_status = _default_status_field(
         "default status on cancel", LifeCycleState.CANCELLED
     )
-    # Not a transition's default: a new job may start in DRAFT or in PENDING (CREATE_STATES).
-    default_create_status = models.ForeignKey(
-        JobStatus,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name="default status on create",
-        help_text="An allowed status in the Draft or Pending state: a new job's, when none is "
-        "asked for.",
+    default_create_status = _default_status_field(
+        "default status on create", *CREATE_STATES, purpose="a new job's, when none is asked for"
     )
     default_cancellation_reason = models.ForeignKey(
         JobCancellationReason,
@@ -194,25 +191,46 @@ class JobType(CatalogEntry):
         # Whether a default is allowed depends on the many-to-many, which a form saves after this
         # runs: a form sets `allowed_statuses_to_save` to what it is about to save.
         allowed = getattr(self, "allowed_statuses_to_save", None)
-        if allowed is None and self.pk is not None:
+        if getattr(self, "allowed_checked_by_form", False):
+            allowed = None  # the admin's inline checks the statuses it is about to save
+        elif allowed is None and self.pk is not None:
             allowed = self.allowed_statuses.all()
         errors = {}
-        wanted_states = {
-            field.name: (field.entered_state,) for field in default_status_fields(JobType)
-        }
-        wanted_states["default_create_status"] = CREATE_STATES
-        for name, states in wanted_states.items():
-            status = getattr(self, name)
+        for field in default_status_fields(JobType):
+            status = getattr(self, field.name)
             if status is None:
                 continue
-            label = self._meta.get_field(name).verbose_name
-            if status.life_cycle_state not in states:
-                words = " or ".join(LifeCycleState(state).label for state in states)
-                errors[name] = f"The {label} must be {words}."
+            if status.life_cycle_state not in field.entered_states:
+                words = " or ".join(state.label for state in field.entered_states)
+                errors[field.name] = f"The {field.verbose_name} must be {words}."
             elif allowed is not None and status not in allowed:
-                errors[name] = f"The {label} must be an allowed status."
+                errors[field.name] = f"The {field.verbose_name} must be an allowed status."
         if errors:
             raise ValidationError(errors)
+
+
+class AllowedStatus(models.Model):
+    """A status a job type allows, at its place in the type's sequence: within a state, a job
+    moves only to a later or equal position (equal, the default, is no order). Migration 0010."""
+
+    job_type = models.ForeignKey(
+        JobType, on_delete=models.CASCADE, db_column="jobtype_id", related_name="sequence"
+    )
+    status = models.ForeignKey(
+        JobStatus, on_delete=models.CASCADE, db_column="jobstatus_id", related_name="+"
+    )
+    position = models.PositiveIntegerField(
+        default=0, help_text="the status's place in the type's sequence, within its state"
+    )
+
+    class Meta:
+        db_table = "jobs_jobtype_allowed_statuses"
+        unique_together = [("job_type", "status")]
+        ordering = ["position", "id"]
+        verbose_name = "allowed status"
+
+    def __str__(self) -> str:
+        return f"{self.job_type}: {self.status} ({self.position})"
 
 
 class Job(ConcurrentTransitionMixin, models.Model):
@@ -222,7 +240,6 @@ class Job(ConcurrentTransitionMixin, models.Model):
     number = models.CharField(max_length=20, unique=True, editable=False)
     description = models.TextField(blank=True)
     notes = models.TextField(blank=True)
-    # The integrating system's own id for the job (ours): at most one job holds each.
     external_reference = models.CharField(
         max_length=100,
         null=True,
@@ -317,8 +334,7 @@ class Job(ConcurrentTransitionMixin, models.Model):
         # The number comes from the primary key, which the database hands out once and never
         # twice: two jobs created at the same moment cannot be given the same number.
         # The unique placeholder keeps the NOT NULL/UNIQUE column valid for the instant between
-        # the two statements, which no other transaction can see. Inside a caller's transaction
-        # no savepoint is needed (an error here fails the caller's): two round trips fewer.
+        # the two statements, which no other transaction can see. No savepoint: two round trips.
         with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             self.number = f"~{uuid.uuid4().hex[:18]}"
             super().save(*args, **kwargs)
@@ -604,8 +620,7 @@ class Event(models.Model):
     txid = models.BigIntegerField(default=0, editable=False)
     # Whether a worker has made this event's webhook deliveries (see jobs.tasks.fan_out).
     fanned_out = models.BooleanField(default=False, editable=False)
-    # Whom the event is about, for the feed to hand each reader only what they see
-    # (jobs.visibility).
+    # Whom the event is about: the feed hands each reader what they see (jobs.visibility).
     job = _event_about(Job)
     run = _event_about(TransitionRun)
 

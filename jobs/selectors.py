@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from jobs.exceptions import InvalidIdentifier, JobNotFound, JobsError, JobTypeNotFound
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, is_number, parse_identifier
-from jobs.models import Job, JobStatus, JobTransitionLog, JobType
+from jobs.models import AllowedStatus, Job, JobStatus, JobTransitionLog, JobType
 from jobs.transitions import TRANSITIONS
 from jobs.visibility import Sight
 
@@ -73,16 +74,34 @@ class TypeStatus:
 
 def statuses_of_type(job_type: JobType, state: str | None = None) -> list[TypeStatus]:
     """The statuses `job_type` allows (in `state`, if given), by name: one query."""
-    entries = JobType.allowed_statuses.through.objects.filter(jobtype=job_type)
+    entries = AllowedStatus.objects.filter(job_type=job_type)
     if state is not None:
-        entries = entries.filter(jobstatus__life_cycle_state=state)
+        entries = entries.filter(status__life_cycle_state=state)
     # A status is a default when some transition into its state enters it by default.
     defaults = {getattr(job_type, f"{t.default_status_field}_id") for t in TRANSITIONS.values()}
     found = []
-    for entry in entries.select_related("jobstatus").order_by("jobstatus__name"):
-        status = entry.jobstatus
+    for entry in entries.select_related("status").order_by("status__name"):
+        status = entry.status
         found.append(TypeStatus(entry.pk, status, status.pk in defaults))
     return found
+
+
+def next_statuses(job: Job) -> list[TypeStatus]:
+    """The statuses an update may move `job` to now: its type's, in its state, at its current
+    status's position in the sequence or later, in sequence order; the first is the default.
+    One query."""
+    current = AllowedStatus.objects.filter(job_type_id=job.type_id, status_id=job.status_id)
+    entries = (
+        AllowedStatus.objects.filter(
+            job_type_id=job.type_id,
+            status__life_cycle_state=job.life_cycle_state,
+            position__gte=Coalesce(Subquery(current.values("position")[:1]), 0),
+        )
+        .exclude(status_id=job.status_id)
+        .select_related("status")
+        .order_by("position", "status__name")
+    )
+    return [TypeStatus(entry.pk, entry.status, index == 0) for index, entry in enumerate(entries)]
 
 
 def job_history(job_pk: int, sight: Sight) -> QuerySet[JobTransitionLog]:

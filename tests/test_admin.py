@@ -10,7 +10,7 @@ from django.urls import reverse
 from jobs.admin.transitions import NAMED_ON_PAGE
 from jobs.admin.words import admin_words
 from jobs.exceptions import NoDefaultStatus, StatusNotFound
-from jobs.models import Job, JobTransitionLog, LifeCycleState
+from jobs.models import AllowedStatus, Job, JobTransitionLog, JobType, LifeCycleState
 from jobs.transitions import CANCEL, COMPLETE, START_PROGRESS, TRANSITIONS
 from tests.factories import (
     AssignmentFactory,
@@ -528,6 +528,21 @@ def test_the_transition_history_is_on_the_job_page_newest_first(as_admin, dispat
     assert not inline.has_add_permission
 
 
+def sequence(*statuses, prefix: str = "sequence") -> dict[str, object]:
+    """The type page's inline of allowed statuses, as the browser posts it: each status with its
+    position in the sequence."""
+    data: dict[str, object] = {
+        f"{prefix}-TOTAL_FORMS": len(statuses),
+        f"{prefix}-INITIAL_FORMS": 0,
+        f"{prefix}-MIN_NUM_FORMS": 0,
+        f"{prefix}-MAX_NUM_FORMS": 1000,
+    }
+    for index, (status, position) in enumerate(statuses):
+        data[f"{prefix}-{index}-status"] = status.pk
+        data[f"{prefix}-{index}-position"] = position
+    return data
+
+
 def test_a_types_default_start_status_must_be_in_progress_and_allowed(as_admin):
     working = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
     other = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
@@ -545,14 +560,38 @@ def test_a_types_default_start_status_must_be_in_progress_and_allowed(as_admin):
     assert set(form.fields["default_start_status"].queryset) == {working, other}
 
     refused = as_admin.post(
-        add, {**base, "allowed_statuses": [working.pk], "default_start_status": other.pk}
+        add, {**base, **sequence((working, 0)), "default_start_status": other.pk}
     )
-    assert "allowed status" in str(refused.context["adminform"].form.errors)
+    assert refused.status_code == 200
+    assert "must be an allowed status" in str(
+        refused.context["inline_admin_formsets"][0].formset.non_form_errors()
+    )
+    assert not JobType.objects.filter(alternative_code="INST").exists()
 
     accepted = as_admin.post(
-        add, {**base, "allowed_statuses": [working.pk], "default_start_status": working.pk}
+        add, {**base, **sequence((working, 0)), "default_start_status": working.pk}
     )
     assert accepted.status_code == 302
+    assert list(JobType.objects.get(alternative_code="INST").allowed_statuses.all()) == [working]
+
+
+def test_a_types_statuses_are_kept_in_the_sequence_the_admin_gives(as_admin):
+    first = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    later = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
+    as_admin.post(
+        reverse("admin:jobs_jobtype_add"),
+        {
+            "name": "Install",
+            "alternative_code": "INST",
+            "description": "",
+            "fulfillment_scope": "GENERIC_PURPOSE",
+            "expiration_settings": "NONE",
+            "expiration_days": "",
+            **sequence((later, 2), (first, 1)),
+        },
+    )
+    entries = AllowedStatus.objects.filter(job_type__alternative_code="INST")
+    assert [(entry.status, entry.position) for entry in entries] == [(first, 1), (later, 2)]
 
 
 @pytest.mark.parametrize(

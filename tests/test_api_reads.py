@@ -6,8 +6,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.models import LifeCycleState
-from tests.factories import GroupFactory, JobFactory, JobTypeFactory, UserFactory
+from jobs.models import AllowedStatus, LifeCycleState
+from tests.factories import (
+    GroupFactory,
+    JobFactory,
+    JobStatusFactory,
+    JobTypeFactory,
+    UserFactory,
+)
 from tests.helpers import JOBS, code_of
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +128,58 @@ def test_a_run_may_select_the_overdue_jobs(as_dispatcher, late):
     answer = as_dispatcher.post(f"{JOBS.rsplit('/', 1)[0]}/transition_runs", body, format="json")
     assert answer.status_code == 200, answer.content
     assert answer.json()["data"]["moving_first"] == [late["late"].number]
+
+
+# --- the status sequence ------------------------------------------------------------------------
+
+
+def test_the_next_statuses_are_the_types_later_ones_in_the_jobs_state_in_sequence(as_dispatcher):
+    job_type = JobTypeFactory(alternative_code="SEQ")
+    pending = job_type.allowed_statuses.get(life_cycle_state=LifeCycleState.PENDING)
+    booked, confirmed, earlier = (
+        JobStatusFactory(name=name, life_cycle_state=LifeCycleState.PENDING)
+        for name in ("Booked", "Confirmed", "Earlier")
+    )
+    job_type.allowed_statuses.add(booked, through_defaults={"position": 2})
+    job_type.allowed_statuses.add(confirmed, through_defaults={"position": 3})
+    job_type.allowed_statuses.add(earlier, through_defaults={"position": 0})
+    AllowedStatus.objects.filter(job_type=job_type, status=pending).update(position=1)
+    job = JobFactory(type=job_type, status=pending)
+
+    answer = as_dispatcher.get(
+        f"{JOBS}/all_scopes/get_next_status_sequence", {"job_identifier": f"number={job.number}"}
+    )
+
+    data = answer.json()["data"]
+    assert [(entry["status"]["name"], entry["default"]) for entry in data] == [
+        ("Booked", True),
+        ("Confirmed", False),
+    ]
+    assert data[0]["id"] == AllowedStatus.objects.get(job_type=job_type, status=booked).pk
+
+
+def test_equal_positions_impose_no_order(as_dispatcher):
+    job = JobFactory(type=JobTypeFactory())
+    other = JobStatusFactory(name="Also pending", life_cycle_state=LifeCycleState.PENDING)
+    job.type.allowed_statuses.add(other)
+    answer = as_dispatcher.get(
+        f"{JOBS}/all_scopes/get_next_status_sequence", {"job_identifier": f"id={job.pk}"}
+    )
+    assert [entry["status"]["name"] for entry in answer.json()["data"]] == ["Also pending"]
+
+
+def test_the_sequence_of_an_unseen_job_is_not_found(api, token_for):
+    job = JobFactory()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(UserFactory(permissions=['view_job']))}")
+    answer = api.get(
+        f"{JOBS}/all_scopes/get_next_status_sequence", {"job_identifier": f"number={job.number}"}
+    )
+    assert code_of(answer) == (404, "JOB_NOT_FOUND")
+
+
+def test_a_types_statuses_may_still_be_set_as_a_plain_many_to_many():
+    job_type = JobTypeFactory()
+    kept = JobStatusFactory(life_cycle_state=LifeCycleState.PENDING)
+    job_type.allowed_statuses.set([kept])
+    assert list(job_type.allowed_statuses.all()) == [kept]
+    assert AllowedStatus.objects.get(job_type=job_type).position == 0

@@ -91,7 +91,7 @@ def test_each_declaration_reads_its_states_and_permission_from_the_model():
 @every_transition
 def test_each_default_status_field_holds_statuses_of_its_transitions_target(declared):
     field = JobType._meta.get_field(declared.default_status_field)
-    assert field.entered_state == declared.target
+    assert field.entered_states == (declared.target,)
 
 
 @every_transition

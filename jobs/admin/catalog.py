@@ -8,7 +8,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
-from jobs.models import CREATE_STATES, JobCancellationReason, JobStatus, JobType
+from jobs.models import (
+    CREATE_STATES,
+    AllowedStatus,
+    JobCancellationReason,
+    JobStatus,
+    JobType,
+)
 from jobs.transitions import TRANSITIONS
 
 # Each default-status field offers the statuses of its transition's target state.
@@ -30,7 +36,6 @@ class JobTypeForm(forms.ModelForm):
             "alternative_code",
             "description",
             "fulfillment_scope",
-            "allowed_statuses",
             "default_create_status",
             *DEFAULT_STATUS_STATES,
             "default_cancellation_reason",
@@ -39,11 +44,44 @@ class JobTypeForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if "allowed_statuses" in cleaned:
-            # Lets JobType.clean check the default against the statuses being saved.
-            self.instance.allowed_statuses_to_save = cleaned["allowed_statuses"]
-        return cleaned
+        # The allowed statuses are the inline's, checked there against these defaults; the
+        # model's own check reads them from the database, which the inline has not saved yet.
+        self.instance.allowed_checked_by_form = True
+        return super().clean()
+
+
+class SequenceFormSet(forms.BaseInlineFormSet):
+    """The type's allowed statuses as they are about to be saved: every default of the type must
+    be among them (JobType.clean checks each default's state)."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = {
+            form.cleaned_data["status"]
+            for form in self.forms
+            if form.cleaned_data.get("status") and not form.cleaned_data.get("DELETE")
+        }
+        missing = [
+            str(JobType._meta.get_field(name).verbose_name)
+            for name in ("default_create_status", *DEFAULT_STATUS_STATES)
+            if getattr(self.instance, f"{name}_id") is not None
+            and getattr(self.instance, name) not in kept
+        ]
+        if missing:
+            raise forms.ValidationError(
+                f"The {', '.join(missing)} must be an allowed status: add it here."
+            )
+
+
+class AllowedStatusInline(admin.TabularInline):
+    """The statuses the type allows, in sequence: within a state, an update moves a job only to
+    a status at the same position or later."""
+
+    model = AllowedStatus
+    formset = SequenceFormSet
+    fields = ["status", "position"]
+    extra = 1
+    verbose_name_plural = "allowed statuses, in sequence"
 
 
 @admin.register(JobType)
@@ -59,7 +97,7 @@ class JobTypeAdmin(admin.ModelAdmin):
     list_filter = ["fulfillment_scope", "expiration_settings"]
     list_select_related = [*DEFAULT_STATUS_STATES]
     search_fields = ["name", "alternative_code"]
-    filter_horizontal = ["allowed_statuses"]
+    inlines = [AllowedStatusInline]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name in DEFAULT_STATUS_STATES:

@@ -13,14 +13,15 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from jobs.api.envelope import envelope
 from jobs.api.inputs import FIELDS_SET, FIELDS_SET_QUERY, PAGING, only_query, query_identifier
-from jobs.api.schema import errors
-from jobs.api.serializers import JOB_ENVELOPE, JobSerializer, job_answer
-from jobs.exceptions import MandatoryParameterMissing
+from jobs.api.schema import enveloped, errors
+from jobs.api.serializers import JOB_ENVELOPE, JobSerializer, TypeStatusSerializer, job_answer
+from jobs.exceptions import JobNotFound, MandatoryParameterMissing
 from jobs.filters import overdue
 from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, JOB_IDENTIFIER_FIELDS
 from jobs.models import LifeCycleState
-from jobs.selectors import job_type_by_identifier
+from jobs.selectors import job_type_by_identifier, next_statuses
 
 LIST_ERRORS = errors(
     "AUTHENTICATION_FAILED",
@@ -93,17 +94,47 @@ class ReadEndpoints:
     )
     @action(detail=False, methods=["get"], url_path="generic_purpose/show", filter_backends=[])
     def show(self, request: Request) -> Response:
-        params = request.query_params
-        only_query(params, "job_identifier", *FIELDS_SET)
-        if not params.get("job_identifier"):
+        only_query(request.query_params, "job_identifier", *FIELDS_SET)
+        return self._render(self._job_in_query(request), self._query_selection())
+
+    @extend_schema(
+        summary="The statuses an update may move the job to now, in sequence (CRM.COM's method)",
+        parameters=[JOB_QUERY],
+        responses={
+            200: enveloped(TypeStatusSerializer(many=True), "NextStatusesEnvelope"),
+            **errors(
+                "AUTHENTICATION_FAILED",
+                "PERMISSION_DENIED",
+                "MANDATORY_PARAMETER_MISSING",
+                "INVALID_IDENTIFIER",
+                "INVALID_PARAMETER",
+                "JOB_NOT_FOUND",
+            ),
+        },
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="all_scopes/get_next_status_sequence",
+        filter_backends=[],
+    )
+    def get_next_status_sequence(self, request: Request) -> Response:
+        only_query(request.query_params, "job_identifier")
+        job = self.get_queryset().filter(**self._job_in_query(request)).first()
+        if job is None:
+            raise JobNotFound("No job matches job_identifier.", "Check the id or number.")
+        entries = next_statuses(job)
+        return Response(envelope(TypeStatusSerializer(entries, many=True).data))
+
+    def _job_in_query(self, request: Request) -> dict[str, Any]:
+        """The ORM lookup of the job `job_identifier` names in the query."""
+        raw = request.query_params.get("job_identifier")
+        if not raw:
             raise MandatoryParameterMissing(
                 "job_identifier is missing.", "Send job_identifier=number=JB00019 (or id=19)."
             )
-        identifier = query_identifier(
-            params["job_identifier"], fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier"
-        )
-        lookup = {"pk": identifier["id"]} if "id" in identifier else identifier
-        return self._render(lookup, self._query_selection())
+        identifier = query_identifier(raw, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
+        return {"pk": identifier["id"]} if "id" in identifier else identifier
 
     def _crm_page(self, request: Request, narrowed: Q) -> Response:
         params = request.query_params

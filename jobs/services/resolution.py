@@ -24,7 +24,7 @@ from django.db.models import Q
 
 from jobs.exceptions import JobsError, JobStateConflict, NoDefaultStatus, StatusNotAllowed
 from jobs.metrics import count_transition
-from jobs.models import Job, JobType
+from jobs.models import AllowedStatus, Job
 from jobs.services.moves import Move, snapshot
 from jobs.services.permissions import TransitionRef, ensure_permitted
 from jobs.services.records import Moment
@@ -138,8 +138,8 @@ class Resolver:
             return
         self._entry = self.choice.model.objects.filter(**self._lookup).first()
         if self._entry is not None and self.choice.state is not None:
-            allowing = JobType.allowed_statuses.through.objects.filter(jobstatus_id=self._entry.pk)
-            self._allowed_type_ids = frozenset(allowing.values_list("jobtype_id", flat=True))
+            allowing = AllowedStatus.objects.filter(status_id=self._entry.pk)
+            self._allowed_type_ids = frozenset(allowing.values_list("job_type_id", flat=True))
         self._loaded = True
 
     def rules(self) -> list[Rule]:

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, models
 
-from jobs.models import Assignment, Job, JobStatus, JobType
+from jobs.models import AllowedStatus, Assignment, Job, JobStatus, JobType
 from jobs.sql.parts import Part, column, quote, table
 from jobs.visibility import EVERY_JOB, Sight
 
@@ -151,7 +151,7 @@ def _lock_statement(
         )
     wanted_parts = []
     allowed_checks = []
-    through = JobType.allowed_statuses.through
+    through = AllowedStatus
     for index, entry in enumerate(wanted):
         part = Part.of(entry.model, f"w{index}")
         wanted_parts.append((part, entry.check_allowed))
@@ -163,8 +163,8 @@ def _lock_statement(
         if entry.check_allowed:
             allowed_checks.append(
                 f"EXISTS (SELECT 1 FROM {table(through)} x "
-                f"WHERE x.{column(through, 'jobtype')} = j.{column(Job, 'type')} "
-                f"AND x.{column(through, 'jobstatus')} = w{index}.{status_pk})"
+                f"WHERE x.{column(through, 'job_type')} = j.{column(Job, 'type')} "
+                f"AND x.{column(through, 'status')} = w{index}.{status_pk})"
             )
     # The status the job leaves comes from subqueries, not a join: when the row changed while we
     # waited for its lock, PostgreSQL re-reads it, and a join on the old status would then drop

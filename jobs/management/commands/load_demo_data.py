@@ -15,6 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs.models import (
+    AllowedStatus,
     Assignment,
     Channel,
     ExpirationSetting,
@@ -213,7 +214,16 @@ class Command(BaseCommand):
                 )[0]
                 for state, word in STATE_WORDS.items()
             ]
-            job_type.allowed_statuses.add(*own, *shared)
+            # In sequence: the type's own statuses in life cycle order, then the shared field
+            # statuses, after its own "Working" (an update moves a job on, never back).
+            allowed = {status: position for position, status in enumerate(own)}
+            allowed.update(dict.fromkeys(shared, len(own)))
+            held = set(job_type.allowed_statuses.all())
+            AllowedStatus.objects.bulk_create(
+                AllowedStatus(job_type=job_type, status=status, position=position)
+                for status, position in allowed.items()
+                if status not in held
+            )
             if has_defaults:
                 in_state = {status.life_cycle_state: status for status in own}
                 for declared in TRANSITIONS.values():
@@ -231,9 +241,9 @@ class Command(BaseCommand):
         rng = random.Random(19)  # the same demo every time
         reasons = list(JobCancellationReason.objects.order_by("pk"))
         statuses = {
-            (s.jobtype_id, s.jobstatus.life_cycle_state): s.jobstatus_id
-            for s in JobType.allowed_statuses.through.objects.select_related("jobstatus")
-            if s.jobstatus.alternative_code not in SHARED_IN_PROGRESS
+            (s.job_type_id, s.status.life_cycle_state): s.status_id
+            for s in AllowedStatus.objects.select_related("status")
+            if s.status.alternative_code not in SHARED_IN_PROGRESS
         }
         units = [Group.objects.get_or_create(name=name)[0] for name in UNITS]
         # Mostly pending, so there is plenty to start.

@@ -14,7 +14,7 @@ from tests.factories import (
     JobTypeFactory,
     UserFactory,
 )
-from tests.helpers import JOBS, code_of
+from tests.helpers import JOBS, changelist_url, code_of, logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +183,8 @@ def test_a_types_statuses_may_still_be_set_as_a_plain_many_to_many():
     job_type.allowed_statuses.set([kept])
     assert list(job_type.allowed_statuses.all()) == [kept]
     assert AllowedStatus.objects.get(job_type=job_type).position == 0
+
+
+def test_the_admin_lists_the_overdue_jobs(dispatcher, late):
+    page = logged_in(dispatcher).get(changelist_url(), {"overdue": "true"})
+    assert [job.number for job in page.context["cl"].result_list] == [late["late"].number]

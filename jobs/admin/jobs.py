@@ -17,9 +17,27 @@ from django_fsm import ConcurrentTransition
 from jobs.admin.runs import link_to_run
 from jobs.admin.transitions import TransitionAdminMixin
 from jobs.exceptions import JobNotFound
+from jobs.filters import overdue
 from jobs.metrics import access_refused
 from jobs.models import Assignment, Job, JobTransitionLog
 from jobs.visibility import sight_of
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    """Jobs still open whose expiration date has passed (as GET jobs?overdue=true)."""
+
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("true", "Overdue"), ("false", "Not overdue")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "true":
+            return queryset.filter(overdue())
+        if self.value() == "false":
+            return queryset.exclude(overdue())
+        return queryset
 
 
 class AssignmentInline(admin.StackedInline):
@@ -108,6 +126,7 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     ]
     list_filter = [
         "life_cycle_state",
+        OverdueFilter,
         "type",
         "status",
         ("owned_by_group", admin.RelatedOnlyFieldListFilter),

@@ -17,6 +17,7 @@ CHANGELIST_FILTERS = {
     "status__id__exact": "status",
     "assigned_to__user__id__exact": "assigned_user",
     "owned_by_group__id__exact": "owned_by_group",
+    "overdue": "overdue",
     SEARCH_VAR: "search",
 }
 # What the changelist's address carries besides filters: its order and page.

@@ -528,6 +528,17 @@ def test_the_transition_history_is_on_the_job_page_newest_first(as_admin, dispat
     assert not inline.has_add_permission
 
 
+# The job type page's own fields, for a new type with no defaults.
+NEW_TYPE = {
+    "name": "Install",
+    "alternative_code": "INST",
+    "description": "",
+    "fulfillment_scope": "GENERIC_PURPOSE",
+    "expiration_settings": "NONE",
+    "expiration_days": "",
+}
+
+
 def sequence(*statuses, prefix: str = "sequence") -> dict[str, object]:
     """The type page's inline of allowed statuses, as the browser posts it: each status with its
     position in the sequence."""
@@ -547,14 +558,7 @@ def test_a_types_default_start_status_must_be_in_progress_and_allowed(as_admin):
     working = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
     other = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
     add = reverse("admin:jobs_jobtype_add")
-    base = {
-        "name": "Install",
-        "alternative_code": "INST",
-        "description": "",
-        "fulfillment_scope": "GENERIC_PURPOSE",
-        "expiration_settings": "NONE",
-        "expiration_days": "",
-    }
+    base = NEW_TYPE
 
     form = as_admin.get(add).context["adminform"].form
     assert set(form.fields["default_start_status"].queryset) == {working, other}
@@ -580,15 +584,7 @@ def test_a_types_statuses_are_kept_in_the_sequence_the_admin_gives(as_admin):
     later = JobStatusFactory(life_cycle_state=LifeCycleState.IN_PROGRESS)
     as_admin.post(
         reverse("admin:jobs_jobtype_add"),
-        {
-            "name": "Install",
-            "alternative_code": "INST",
-            "description": "",
-            "fulfillment_scope": "GENERIC_PURPOSE",
-            "expiration_settings": "NONE",
-            "expiration_days": "",
-            **sequence((later, 2), (first, 1)),
-        },
+        {**NEW_TYPE, **sequence((later, 2), (first, 1))},
     )
     entries = AllowedStatus.objects.filter(job_type__alternative_code="INST")
     assert [(entry.status, entry.position) for entry in entries] == [(first, 1), (later, 2)]

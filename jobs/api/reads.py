@@ -23,6 +23,15 @@ from jobs.identifiers import CATALOG_IDENTIFIER_FIELDS, JOB_IDENTIFIER_FIELDS
 from jobs.models import LifeCycleState
 from jobs.selectors import job_type_by_identifier, next_statuses
 
+# What a method naming one job in its query may answer besides the job.
+ONE_JOB_ERRORS = errors(
+    "AUTHENTICATION_FAILED",
+    "PERMISSION_DENIED",
+    "MANDATORY_PARAMETER_MISSING",
+    "INVALID_IDENTIFIER",
+    "INVALID_PARAMETER",
+    "JOB_NOT_FOUND",
+)
 LIST_ERRORS = errors(
     "AUTHENTICATION_FAILED",
     "PERMISSION_DENIED",
@@ -82,14 +91,7 @@ class ReadEndpoints:
         parameters=[JOB_QUERY, *FIELDS_SET_QUERY],
         responses={
             200: JOB_ENVELOPE,
-            **errors(
-                "AUTHENTICATION_FAILED",
-                "PERMISSION_DENIED",
-                "MANDATORY_PARAMETER_MISSING",
-                "INVALID_IDENTIFIER",
-                "INVALID_PARAMETER",
-                "JOB_NOT_FOUND",
-            ),
+            **ONE_JOB_ERRORS,
         },
     )
     @action(detail=False, methods=["get"], url_path="generic_purpose/show", filter_backends=[])
@@ -102,14 +104,7 @@ class ReadEndpoints:
         parameters=[JOB_QUERY],
         responses={
             200: enveloped(TypeStatusSerializer(many=True), "NextStatusesEnvelope"),
-            **errors(
-                "AUTHENTICATION_FAILED",
-                "PERMISSION_DENIED",
-                "MANDATORY_PARAMETER_MISSING",
-                "INVALID_IDENTIFIER",
-                "INVALID_PARAMETER",
-                "JOB_NOT_FOUND",
-            ),
+            **ONE_JOB_ERRORS,
         },
     )
     @action(

@@ -142,3 +142,15 @@ def test_an_organisation_with_nul_is_refused_and_the_schema_says_so(api):
     login = openapi_schema()["components"]["schemas"]["LoginInputRequest"]
     organisation = login["properties"]["organisation"]
     assert {"type": "string", "pattern": "^[^\\u0000]*$"} in organisation["oneOf"]
+
+
+def test_a_read_refused_with_a_body_it_cannot_parse_is_still_its_404(as_dispatcher):
+    # Found by schemathesis: logging the refusal read the body of a GET, whose content type no
+    # parser takes, and answered 500.
+    response = as_dispatcher.generic(
+        "GET",
+        f"{ROOT}jobs/generic_purpose/show?job_identifier=id=99999",
+        b"--x--",
+        content_type="multipart/form-data; boundary=x",
+    )
+    assert code_of(response) == (404, "JOB_NOT_FOUND")

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -70,15 +71,21 @@ def _first_message(detail: Any) -> str:
 
 def _asked_for(context: dict[str, Any]) -> str:
     """The job a refused request named, as it named it (an id in the path, a job_identifier in
-    the body), or the path: never the job's content."""
+    the query or the body), or the path: never the job's content."""
     request, view = context.get("request"), context.get("view")
     kwargs = getattr(view, "kwargs", None) or {}
     if "pk" in kwargs:
         return f"job {kwargs['pk']}"
-    data = getattr(request, "data", None)
+    if request is None:
+        return ""
+    if request.method in SAFE_METHODS:
+        # A read's body is never parsed: one it cannot parse must not turn a 404 into a 500.
+        named = request.query_params.get("job_identifier")
+        return f"job {named}" if named else request.path
+    data = request.data  # a refusal of the service comes after the body was parsed
     if isinstance(data, dict) and isinstance(data.get("job_identifier"), dict):
         return f"job {data['job_identifier']}"
-    return getattr(request, "path", "")
+    return request.path
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

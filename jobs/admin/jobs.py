@@ -154,16 +154,12 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         "updated_date",
         "updated_by_user",
     ]
+    # What the page shows but no one edits: the columns only the service writes, and the state,
+    # which only a transition changes.
     readonly_fields = [
-        "number",
-        "life_cycle_state",
-        "cancellation_reason",
-        "actual_start_date",
-        "actual_completed_date",
-        "created_date",
-        "created_by_user",
-        "updated_date",
-        "updated_by_user",
+        name
+        for name in fields
+        if name == "life_cycle_state" or not Job._meta.get_field(name).editable
     ]
     inlines = [AssignmentInline, TransitionLogInline]
 

@@ -27,7 +27,9 @@ from jobs.transitions import TRANSITIONS
 RUN_FINISHED = "transition_run.finished"
 # A job made through the API (jobs.services.intake).
 JOB_CREATED = "job.created"
-EVENT_TYPES = (JOB_CREATED, *(t.event for t in TRANSITIONS.values()), RUN_FINISHED)
+# A job's fields changed, not its state (jobs.services.updates).
+JOB_UPDATED = "job.updated"
+EVENT_TYPES = (JOB_CREATED, JOB_UPDATED, *(t.event for t in TRANSITIONS.values()), RUN_FINISHED)
 CURSOR_PATTERN = r"^\d{1,19}_\d{1,19}$"
 _CURSOR = re.compile(r"^(\d{1,19})_(\d{1,19})$")
 

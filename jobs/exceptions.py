@@ -105,6 +105,13 @@ class DuplicateExternalReference(JobsError):
     http_status = 409
 
 
+class PreconditionFailed(JobsError):
+    """The job changed since the version the caller named (the API's If-Match)."""
+
+    code = "PRECONDITION_FAILED"
+    http_status = 412
+
+
 class IdempotencyKeyReused(JobsError):
     code = "IDEMPOTENCY_KEY_REUSED"
     http_status = 409

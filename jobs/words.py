@@ -16,12 +16,19 @@ from jobs.transitions import TRANSITIONS
 
 
 def _state_conflict(
-    job: str = "", state: str = "", transition: str = "", race: bool = False, batch: bool = False
+    job: str = "",
+    state: str = "",
+    transition: str = "",
+    race: bool = False,
+    batch: bool = False,
+    updatable: str = "",
 ) -> str:
     if batch:
         return "Jobs in this batch kept changing while being moved."
     if race:
         return f"Job {job} was changed by another request first."
+    if updatable:
+        return f"Job {job} is {state}; only {updatable} jobs can be updated."
     declared = TRANSITIONS[transition]
     return f"Job {job} is {state}; only {declared.sources_text} jobs can be {declared.past}."
 
@@ -40,7 +47,13 @@ def _status_not_allowed(
     state: str,
     status_state: str = "",
     type: str = "",
+    job: str = "",
+    allowed: str = "",
 ) -> str:
+    if job:
+        # An update: the status must come next in the type's sequence, within the job's state.
+        following = f"it may move to {allowed}" if allowed else "no other status follows"
+        return f"Job {job} cannot move to status {status}: {following}."
     if status_state:
         return f"Status {status} is {status_state}, not {state}."
     return f"Status {status} is not allowed for job type {type}."
@@ -50,6 +63,7 @@ def _status_not_allowed(
 DOING = {
     "jobs.view_job": "view jobs",
     "jobs.add_job": "create jobs",
+    "jobs.change_job": "update jobs",
     "jobs.view_all_jobs": "give a job to a group that is not yours",
 }
 
@@ -79,6 +93,7 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "USER_NOT_FOUND": lambda: "No user matches the identifier.",
     "GROUP_NOT_FOUND": lambda: "No group matches the identifier.",
     "DUPLICATE_EXTERNAL_REFERENCE": _duplicate_reference,
+    "PRECONDITION_FAILED": lambda job: f"Job {job} has changed since the version you sent.",
     "STATUS_NOT_FOUND": lambda choice: f"The {choice_noun(choice)} asked for does not exist.",
     "CANCELLATION_REASON_NOT_FOUND": lambda choice: (
         f"The {choice_noun(choice)} asked for does not exist."
@@ -96,6 +111,8 @@ def sentence(refusal: JobsError) -> str:
 def status_hint(refusal: JobsError) -> str:
     """What to do about a status the job cannot enter: the same words at every door."""
     state = refusal.data["state"]
+    if refusal.data.get("job"):
+        return "Choose a status the job's type allows next in its state, or leave it as it is."
     if refusal.data.get("status_state"):
         return f"Choose a status whose life cycle state is {state}."
     return f"Choose a {state} status that the job's type allows."

@@ -14,15 +14,13 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
-from jobs.api.schema import NON_EMPTY_TEXT, ROW_ID, OptionalText, TextField
+from jobs.api.schema import NON_EMPTY_TEXT, ROW_ID, TextField
 from jobs.api.serializers import FieldsTree, allowed_names, fields_set_schema, parse_fields_set
 from jobs.exceptions import InvalidIdentifier, InvalidParameter
 from jobs.filters import FILTER_DESCRIPTIONS
 from jobs.identifiers import (
     CATALOG_IDENTIFIER_FIELDS,
-    GROUP_IDENTIFIER_FIELDS,
     JOB_IDENTIFIER_FIELDS,
-    USER_IDENTIFIER_FIELDS,
     parse_identifier,
 )
 from jobs.models import LifeCycleState
@@ -86,7 +84,7 @@ class TokenBody(Body):
     token = TextField(required=False, help_text="CRM.COM style: the token in the body")
 
 
-class _ParsedField(serializers.Field):
+class ParsedField(serializers.Field):
     """A field whose value is checked by our own parser, which raises the contract's error code
     (INVALID_IDENTIFIER, INVALID_PARAMETER) instead of DRF's generic ones, null included."""
 
@@ -104,7 +102,7 @@ class _ParsedField(serializers.Field):
         ]
     }
 )
-class FieldsSetField(_ParsedField):
+class FieldsSetField(ParsedField):
     def to_internal_value(self, data: Any) -> FieldsTree | None:
         if data is None:
             raise InvalidParameter(
@@ -113,7 +111,7 @@ class FieldsSetField(_ParsedField):
         return parse_fields_set(data)
 
 
-def _identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
+def identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
     properties = {key: ROW_ID if key == "id" else NON_EMPTY_TEXT for key in keys}
     return {
         "type": "object",
@@ -125,14 +123,14 @@ def _identifier_schema(keys: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-@extend_schema_field(_identifier_schema(JOB_IDENTIFIER_FIELDS))
-class JobIdentifierField(_ParsedField):
+@extend_schema_field(identifier_schema(JOB_IDENTIFIER_FIELDS))
+class JobIdentifierField(ParsedField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         return parse_identifier(data, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
 
 
-@extend_schema_field(_identifier_schema(CATALOG_IDENTIFIER_FIELDS))
-class CatalogIdentifierField(_ParsedField):
+@extend_schema_field(identifier_schema(CATALOG_IDENTIFIER_FIELDS))
+class CatalogIdentifierField(ParsedField):
     """A status, type or reason named by id, name or alternative_code; errors name the field."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -297,65 +295,3 @@ RUN_INPUTS: dict[str, type[RunInput]] = {
 
 class StopInput(TokenBody):
     """The body of POST transition_runs/{id}/stop: nothing but, perhaps, the token."""
-
-
-# --- creates: POST jobs (ours) and POST jobs/generic_purpose/create (CRM.COM's) ----------------
-
-
-class _RowIdentifierField(_ParsedField):
-    """A user or group named by one of `identifier_fields`; null where the field may be cleared."""
-
-    identifier_fields: tuple[str, ...] = ()
-
-    def to_internal_value(self, data: Any) -> dict[str, Any] | None:
-        if data is None and self.allow_null:
-            return None
-        return parse_identifier(data, fields=self.identifier_fields, parameter=self.field_name)
-
-
-@extend_schema_field({**_identifier_schema(USER_IDENTIFIER_FIELDS), "nullable": True})
-class UserIdentifierField(_RowIdentifierField):
-    identifier_fields = USER_IDENTIFIER_FIELDS
-
-
-@extend_schema_field({**_identifier_schema(GROUP_IDENTIFIER_FIELDS), "nullable": True})
-class GroupIdentifierField(_RowIdentifierField):
-    identifier_fields = GROUP_IDENTIFIER_FIELDS
-
-
-class Text(OptionalText):
-    """Text that may be empty, taken only as text (DRF's own would turn a number into text)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class AssignedToInput(Body):
-    user_identifier = UserIdentifierField(required=False, allow_null=True)
-    unit_identifier = GroupIdentifierField(required=False, allow_null=True)
-
-
-class CreateInput(TokenBody):
-    type_identifier = CatalogIdentifierField()
-    status_identifier = CatalogIdentifierField(
-        required=False,
-        help_text="DRAFT or PENDING, allowed for the type; default: the type's "
-        "default status on create",
-    )
-    description = Text(required=False, allow_blank=True)
-    notes = Text(required=False, allow_blank=True)
-    scheduled_date = serializers.DateTimeField(required=False, allow_null=True)
-    assigned_to = AssignedToInput(
-        required=False, allow_null=True, help_text="a user, a unit, or both"
-    )
-    owned_by_group_identifier = GroupIdentifierField(
-        required=False,
-        allow_null=True,
-        help_text="default: the creator's group, when they are in exactly one",
-    )
-    external_reference = TextField(
-        required=False, allow_null=True, max_length=100, help_text="unique when set"
-    )
-    fields_set = FieldsSetField(required=False)

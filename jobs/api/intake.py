@@ -13,9 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api import inputs
-from jobs.api.envelope import envelope
+from jobs.api.etags import job_response
 from jobs.api.idempotency import HEADER, idempotent
+from jobs.api.job_inputs import CreateInput
 from jobs.api.schema import errors
 from jobs.api.serializers import JOB_ENVELOPE, job_answer
 from jobs.api.transitions import read
@@ -80,24 +80,24 @@ class IntakeEndpoints:
     @extend_schema(
         summary="Create a job of any type (ours)",
         parameters=[IDEMPOTENCY_KEY],
-        request=inputs.CreateInput,
+        request=CreateInput,
         examples=[EXAMPLE],
         responses={201: JOB_ENVELOPE, **errors(*CREATE_ERRORS)},
     )
     def create(self, request: Request) -> Response:
-        body = read(inputs.CreateInput, request)
+        body = read(CreateInput, request)
         return idempotent(request, lambda: self._create(body, status.HTTP_201_CREATED, None))
 
     @extend_schema(
         summary="Create a generic purpose job (CRM.COM's method)",
         parameters=[IDEMPOTENCY_KEY],
-        request=inputs.CreateInput,
+        request=CreateInput,
         examples=[EXAMPLE],
         responses={200: JOB_ENVELOPE, **errors(*CREATE_ERRORS)},
     )
     @action(detail=False, methods=["post"], url_path="generic_purpose/create")
     def create_generic_purpose(self, request: Request) -> Response:
-        body = read(inputs.CreateInput, request)
+        body = read(CreateInput, request)
         scope = FulfillmentScope.GENERIC_PURPOSE
         return idempotent(request, lambda: self._create(body, status.HTTP_200_OK, scope))
 
@@ -105,4 +105,4 @@ class IntakeEndpoints:
         answer = job_answer(body.get("fields_set"))
         user = self.request.user
         job = create_job(new_job(body), user=user, channel=Channel.API, scope=scope)
-        return Response(envelope(answer.render(job)), status=answer_status)
+        return job_response(answer, job, answer_status)

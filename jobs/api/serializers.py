@@ -285,12 +285,12 @@ class JobAnswer:
     def render(self, job: Job) -> dict[str, Any]:
         return self._serializer.to_representation(job)
 
-    def shape(self, jobs: QuerySet[Job]) -> QuerySet[Job]:
+    def shape(self, jobs: QuerySet[Job], *, also: tuple[str, ...] = ()) -> QuerySet[Job]:
         """`jobs`, loading only what this answer renders (and always the state, which django-fsm
-        reads)."""
+        reads, and the columns named in `also`)."""
         if self.relations:  # select_related() with no names would join every non-null key
             jobs = jobs.select_related(*self.relations)
-        return jobs.only("id", "life_cycle_state", *self.columns)
+        return jobs.only("id", "life_cycle_state", *also, *self.columns)
 
 
 def job_answer(selection: FieldsTree | None) -> JobAnswer:

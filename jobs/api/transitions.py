@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.api import inputs
-from jobs.api.envelope import envelope
+from jobs.api.etags import job_response
 from jobs.api.schema import ID_IN_PATH, errors
 from jobs.api.serializers import JOB_ENVELOPE, job_answer
 from jobs.exceptions import InvalidParameter, JobNotFound
@@ -95,6 +95,21 @@ def names_job(identifier: dict[str, Any], pk: int) -> bool:
     return Job.objects.filter(pk=pk, number=identifier["number"]).exists()
 
 
+def job_in_path(request: Request, pk: str) -> dict[str, int]:
+    """The job the path names, as an identifier. A job_identifier sent in the body anyway must
+    name the same job: it must not make the request act on another one."""
+    in_path = job_id(pk)
+    sent = request.data.get("job_identifier")
+    if sent is not None:
+        named = parse_identifier(sent, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
+        if not names_job(named, in_path):
+            raise InvalidParameter(
+                "job_identifier names another job than the path.",
+                "Leave job_identifier out, or name the job in the path.",
+            )
+    return {"id": in_path}
+
+
 class TransitionEndpoints:
     """The JobViewSet's transition endpoints: two per transition."""
 
@@ -138,18 +153,7 @@ class TransitionEndpoints:
     def _in_path(
         self, declared: JobTransition, body: dict[str, Any], request: Request, pk: str
     ) -> Response:
-        in_path = job_id(pk)
-        # The path names the job; a job_identifier sent anyway must not move another one.
-        sent = request.data.get("job_identifier")
-        named = None
-        if sent is not None:
-            named = parse_identifier(sent, fields=JOB_IDENTIFIER_FIELDS, parameter="job_identifier")
-        if named is not None and not names_job(named, in_path):
-            raise InvalidParameter(
-                "job_identifier names another job than the path.",
-                "Leave job_identifier out, or name the job in the path.",
-            )
-        return self._move(declared, {"id": in_path}, body)
+        return self._move(declared, job_in_path(request, pk), body)
 
     def _move(
         self, declared: JobTransition, job_identifier: dict[str, Any], body: dict[str, Any]
@@ -166,4 +170,4 @@ class TransitionEndpoints:
             load=answer.columns,
             **{p.name: body.get(p.api_name) for p in declared.parameters},
         )
-        return Response(envelope(answer.render(job)))
+        return job_response(answer, job)

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.envelope import envelope
+from jobs.api.etags import ETAG_COLUMNS, job_response
 from jobs.api.inputs import FIELDS_SET, FIELDS_SET_QUERY, PAGING, only_query
 from jobs.api.intake import IntakeEndpoints
 from jobs.api.pagination import CrmPagination
@@ -33,6 +34,7 @@ from jobs.api.serializers import (
     parse_fields_set,
 )
 from jobs.api.transitions import TransitionEndpoints, job_id
+from jobs.api.updates import UpdateEndpoints
 from jobs.exceptions import (
     InvalidIdentifier,
     InvalidParameter,
@@ -68,7 +70,9 @@ FILTER_QUERY = [
 ]
 
 
-class JobViewSet(ReadEndpoints, IntakeEndpoints, TransitionEndpoints, viewsets.GenericViewSet):
+class JobViewSet(
+    ReadEndpoints, IntakeEndpoints, UpdateEndpoints, TransitionEndpoints, viewsets.GenericViewSet
+):
     queryset = Job.objects.order_by("-created_date", "-id")
     serializer_class = JobSerializer
     permission_classes = [IsAuthenticated, JobPermission]
@@ -92,11 +96,11 @@ class JobViewSet(ReadEndpoints, IntakeEndpoints, TransitionEndpoints, viewsets.G
     def _render(self, lookup: dict[str, Any], selection: Any) -> Response:
         """One job the caller sees, by `lookup` ({"pk": 19}, {"number": "JB00019"})."""
         answer = job_answer(selection)
-        job = answer.shape(self.get_queryset().filter(**lookup)).first()
+        job = answer.shape(self.get_queryset().filter(**lookup), also=ETAG_COLUMNS).first()
         if job is None:
             by = "has this id" if "pk" in lookup else "matches job_identifier"
             raise JobNotFound(f"No job {by}.", "Check the id and try again.")
-        return Response(envelope(answer.render(job)))
+        return job_response(answer, job)
 
     def _page(self, jobs: Any, answer: Any) -> Response:
         """A page of `jobs` as `answer` renders them, with the paging."""

@@ -39,7 +39,10 @@ NEXT_STEPS = {
     "USER_NOT_FOUND": lambda r: "Name an existing user by id or username.",
     "GROUP_NOT_FOUND": lambda r: "Name an existing group by id or name.",
     "DUPLICATE_EXTERNAL_REFERENCE": lambda r: (
-        "Nothing was created. Send another external_reference, or update the job that holds it."
+        "Nothing was changed. Send another external_reference, or update the job that holds it."
+    ),
+    "PRECONDITION_FAILED": lambda r: (
+        "Nothing was changed. Read the job again and send its new ETag in If-Match."
     ),
 }
 # The refusal as the API answers it: a choice that does not exist is named by its parameter.

@@ -27,7 +27,7 @@ from jobs.models.choices import (
     RatingState,
 )
 from jobs.models.job import Assignment, Job, format_job_number
-from jobs.models.records import Event, IdempotencyKey, JobTransitionLog, new_event_id
+from jobs.models.records import Event, IdempotencyKey, JobTransitionLog, JobUpdate, new_event_id
 from jobs.models.runs import RUN_ENDED, RunState, TransitionRun, TransitionRunChunk
 from jobs.models.webhooks import (
     DeliveryState,
@@ -58,6 +58,7 @@ __all__ = [
     "JobStatus",
     "JobTransitionLog",
     "JobType",
+    "JobUpdate",
     "LifeCycleState",
     "RatingState",
     "RunState",

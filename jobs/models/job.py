@@ -82,6 +82,10 @@ class Job(ConcurrentTransitionMixin, models.Model):
         related_name="+",
         editable=False,
     )
+    # Raised by every write of the row, in the statement that writes it: the API's ETag.
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="how many times the job was written"
+    )
     # CRM.COM's "owned by group": its users see the job (jobs.visibility).
     owned_by_group = models.ForeignKey(
         Group,
@@ -121,6 +125,12 @@ class Job(ConcurrentTransitionMixin, models.Model):
         return self.number or "(new job)"
 
     def save(self, *args, **kwargs) -> None:
+        if self.number and self.pk is not None:
+            # Counted by the database: a write of another process is never counted over.
+            self.version = models.F("version") + 1
+            super().save(*args, **kwargs)
+            self.refresh_from_db(fields=["version"])
+            return
         if self.number:
             super().save(*args, **kwargs)
             return

@@ -52,6 +52,27 @@ class JobTransitionLog(models.Model):
         return f"{self.transition}: {self.from_state} → {self.to_state}"
 
 
+class JobUpdate(models.Model):
+    """One update of a job's fields (jobs.services.updates), written in the update's own
+    transaction, beside the transition log: who, when, through which door, and each field's value
+    before and after."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="updates")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    changes = models.JSONField(help_text='each field changed: {"from": …, "to": …}')
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [in_choices("channel", Channel)]
+
+    def __str__(self) -> str:
+        return f"update of {', '.join(self.changes)}"
+
+
 def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
 

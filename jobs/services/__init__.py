@@ -17,6 +17,7 @@ service owns what the model cannot, each concern in its own module:
 - `forecast`: what a bulk run would do to a selection of any size, counted in SQL;
 - `selection` and `runs`: bulk runs in the background, carried out by workers;
 - `intake`: a new job from outside, with its assignment and its event;
+- `updates`: a job's fields changed (never its state), with the update's record and its event;
 - `engine`: the one seam to the task engine (what must happen after commit).
 
 Refusals are raised as codes with data (jobs.exceptions); the doors word them.
@@ -29,10 +30,12 @@ from jobs.services.one import job_transition
 from jobs.services.permissions import ensure_may_view, ensure_permitted
 from jobs.services.runs import get_run, queue_run, stop_run
 from jobs.services.selection import Selection, eligible_jobs
+from jobs.services.updates import JobChanges, update_job
 
 __all__ = [
     "BulkSummary",
     "Forecast",
+    "JobChanges",
     "NewJob",
     "Outcome",
     "Selection",
@@ -46,4 +49,5 @@ __all__ = [
     "job_transition",
     "queue_run",
     "stop_run",
+    "update_job",
 ]

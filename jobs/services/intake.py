@@ -72,10 +72,10 @@ def create_job(new: NewJob, *, user: Any, channel: str, scope: str | None = None
     job_type = _job_type(new.job_type, scope)
     status = _status(job_type, new.status)
     owner = _owner(user, new.owned_by_group)
-    assignee = _one(get_user_model(), new.assigned_user, UserNotFound)
-    unit = _one(Group, new.assigned_unit, GroupNotFound)
+    assignee = find_one(get_user_model(), new.assigned_user, UserNotFound)
+    unit = find_one(Group, new.assigned_unit, GroupNotFound)
     if new.external_reference is not None:
-        _ensure_reference_free(new.external_reference, user)
+        ensure_reference_free(new.external_reference, user)
     at = Moment.now()
     job = Job(
         type=job_type,
@@ -176,25 +176,27 @@ def _owner(user: Any, identifier: Identifier | None) -> Group | None:
                 "Name the group that is to own the job, one of yours.",
             )
         return None
-    group = _one(Group, identifier, GroupNotFound)
+    group = find_one(Group, identifier, GroupNotFound)
     if group is not None and not sight.everything and group.pk not in sight.group_ids:
         raise PermissionDenied(permission=VIEW_ALL_PERMISSION)
     return group
 
 
-def _one(model: Any, identifier: Identifier | None, not_found: type) -> Any:
-    if identifier is None:
-        return None
+def find_one(model: Any, identifier: Identifier | Any | None, not_found: type) -> Any:
+    """The `model` row an identifier names (an instance stands for itself), None for None;
+    `not_found` is raised when none is."""
+    if identifier is None or isinstance(identifier, model):
+        return identifier
     found = model.objects.filter(**identifier).first()
     if found is None:
         raise not_found()
     return found
 
 
-def _ensure_reference_free(external_reference: str, user: Any) -> None:
+def ensure_reference_free(external_reference: str, user: Any) -> None:
+    """Refuse an external reference another job holds, naming that job to whom sees it."""
     held = Job.objects.filter(external_reference=external_reference)
     if held.exists():
-        # The job that holds it is named only to whom sees it.
         seen = held.filter(sight_of(user).q()).values_list("number", flat=True).first()
         raise DuplicateExternalReference(reference=external_reference, number=seen or "")
 

@@ -8,11 +8,12 @@ from typing import Any
 
 from jobs.models import Job
 
-# The columns a transition may change, and the service writes when it does.
+# The columns a transition may change, and the service writes when it does (the version is
+# counted by the statement itself: jobs.sql.writes).
 WRITABLE = tuple(
     f.attname
     for f in Job._meta.concrete_fields
-    if f.attname not in {"id", "number", "life_cycle_state", "type_id"}
+    if f.attname not in {"id", "number", "life_cycle_state", "type_id", "version"}
 )
 
 

@@ -24,7 +24,7 @@ from jobs.visibility import sight_of
 JobRef = Job | int | Mapping[str, Any]
 
 
-def _job_lookup(job: JobRef) -> tuple[str, Any]:
+def job_lookup(job: JobRef) -> tuple[str, Any]:
     if isinstance(job, Job):
         return "id", job.pk
     if isinstance(job, int):
@@ -59,7 +59,7 @@ def job_transition(
     try:
         ensure_permitted(user, declared)
         requested = declared.requested(status, parameters)
-        moved = _transition_one(declared, requested, _job_lookup(job), user, channel, tuple(load))
+        moved = _transition_one(declared, requested, job_lookup(job), user, channel, tuple(load))
     except JobsError as refusal:
         count_transition(declared.name, channel, refusal.code)
         raise

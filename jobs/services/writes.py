@@ -70,7 +70,7 @@ def _update_many(target: str, moves: list[Move]) -> int:
                 changed[name].append((move.job, new[name]))
             else:
                 unchanged_types[name].add(move.job.type_id)
-    values = {"life_cycle_state": Value(target)}
+    values = {"life_cycle_state": Value(target), "version": F("version") + 1}
     for name, column in changed.items():
         values[name] = _column_value(name, column, unchanged_types[name])
     still_as_read = Q()
@@ -104,5 +104,7 @@ def persist(order: TransitionOrder, moves: list[Move], at: Moment) -> None:
             sql.write(None, inserts)
     if updated != len(moves):
         raise LostRace
+    if one is not None:
+        moves[0].job.version += 1  # as written: the answer's ETag
     # One message per batch, once it has committed: never an event that did not happen.
     engine.events_written()

@@ -88,6 +88,12 @@ def seen_sql(sight: Sight) -> tuple[str, list[Any]]:
     return f"({' OR '.join(own) or '1 = 0'})", own_values + assigned_values
 
 
+def _status_columns(whole: bool) -> tuple[str, ...]:
+    """The columns of the job's status the lock reads, after its id: what an event names, or
+    (`whole`) every one an answer shows."""
+    return ("name", "alternative_code", "description") if whole else ("name", "alternative_code")
+
+
 @cache
 def _lock_statement(
     vendor: str,
@@ -97,6 +103,7 @@ def _lock_statement(
     with_assignment: bool,
     with_author: bool,
     with_owner: bool,
+    with_status: bool,
     sight: Sight,
 ) -> _LockStatement:
     """One job's lock, by its `by` column, if the caller sees it (`sight`, whose values are
@@ -172,7 +179,7 @@ def _lock_statement(
     leaving = [
         f"(SELECT s.{column(JobStatus, name)} FROM {table(JobStatus)} s "
         f"WHERE s.{status_pk} = j.{column(Job, 'status')})"
-        for name in ("name", "alternative_code")
+        for name in _status_columns(with_status)
     ]
     columns = [c for part in parts for c in part.select] + leaving + allowed_checks
     # FOR UPDATE OF the job alone: PostgreSQL refuses to lock the nullable side of an outer join.
@@ -197,11 +204,13 @@ def lock_job(
     with_assignment: bool = False,
     with_author: bool = False,
     with_owner: bool = False,
+    with_status: bool = False,
     sight: Sight = EVERY_JOB,
 ) -> LockedRow | None:
     """Lock the job whose `by` column is `value` (inside a transaction), reading everything a
     transition and its answer need: one query. None when there is no such job or the caller
-    does not see it (`sight`): the same statement either way."""
+    does not see it (`sight`): the same statement either way. `with_status`: the job's status
+    whole, for an answer that shows it (a transition's answer shows the status it entered)."""
     statement = _lock_statement(
         connection.vendor,
         by,
@@ -210,6 +219,7 @@ def lock_job(
         with_assignment,
         with_author,
         with_owner,
+        with_status,
         sight.skeleton(),
     )
     _, seen = seen_sql(sight)
@@ -240,6 +250,11 @@ def lock_job(
     found = [take(part) for part, _ in statement.wanted]
     name, alternative_code = next(values), next(values)
     leaving = {"id": job.status_id, "name": name, "alternative_code": alternative_code}
+    if with_status:
+        # A status is in its job's state (Job.clean): the state is the job's own column.
+        names = ["id", *_status_columns(True), "life_cycle_state"]
+        row_values = [job.status_id, name, alternative_code, next(values), job.life_cycle_state]
+        job.status = JobStatus.from_db(connection.alias, names, row_values)
     checks = iter(values)
     wanted_rows = [
         (entry, bool(next(checks)) if check_allowed else True)

@@ -15,13 +15,17 @@ from jobs.sql.parts import column, quote, table
 
 
 @cache
-def update_one_sql(vendor: str, names: tuple[str, ...]) -> str:
-    """One job's compare-and-set UPDATE of the columns `names`: written only if the job is still
-    in the state it was read in. Parameters: the values, the job's id, the state read."""
-    assignments = ", ".join(f"{column(Job, name)} = %s" for name in names)
+def update_one_sql(vendor: str, names: tuple[str, ...], guard: str = "life_cycle_state") -> str:
+    """One job's compare-and-set UPDATE of the columns `names`, counting its version: written
+    only if the job's `guard` column (its state, or its version) still holds the value it was
+    read with. Parameters: the values, the job's id, the value read."""
+    version = column(Job, "version")
+    assignments = ", ".join(
+        [*(f"{column(Job, name)} = %s" for name in names), f"{version} = {version} + 1"]
+    )
     return (
         f"UPDATE {table(Job)} SET {assignments} "
-        f"WHERE {quote(Job._meta.pk.column)} = %s AND {column(Job, 'life_cycle_state')} = %s"
+        f"WHERE {quote(Job._meta.pk.column)} = %s AND {column(Job, guard)} = %s"
     )
 
 

@@ -448,86 +448,6 @@ def as_admin(client):
     return client
 
 
-def job_form_data(job, **changes):
-    data = {
-        "description": job.description,
-        "type": job.type_id,
-        "status": job.status_id,
-        "rating_state": job.rating_state,
-        "scheduled_date_0": "",
-        "scheduled_date_1": "",
-        "expiration_date_0": "",
-        "expiration_date_1": "",
-        "assigned_to-TOTAL_FORMS": "0",
-        "assigned_to-INITIAL_FORMS": "0",
-        "assigned_to-MIN_NUM_FORMS": "0",
-        "assigned_to-MAX_NUM_FORMS": "1",
-        "transitions-TOTAL_FORMS": "0",
-        "transitions-INITIAL_FORMS": "0",
-        "transitions-MIN_NUM_FORMS": "0",
-        "transitions-MAX_NUM_FORMS": "0",
-    }
-    data.update(changes)
-    return data
-
-
-def test_the_state_is_read_only_on_the_job_page(as_admin):
-    job = JobFactory()
-    form = as_admin.get(change_url(job)).context["adminform"].form
-    assert "life_cycle_state" not in form.fields
-
-
-def test_a_status_that_breaks_the_invariant_is_rejected_with_a_message(as_admin, unchanged):
-    job = JobFactory()
-    unchanged()
-    wrong = status_of(job.type, LifeCycleState.COMPLETED)
-
-    response = as_admin.post(change_url(job), job_form_data(job, status=wrong.pk))
-
-    assert response.status_code == 200
-    assert "but the job is PENDING" in str(response.context["adminform"].form.errors["status"])
-
-
-def test_a_valid_edit_saves_and_records_who(as_admin):
-    job = JobFactory()
-    response = as_admin.post(change_url(job), job_form_data(job, description="Fix the dish"))
-    assert response.status_code == 302
-    job.refresh_from_db()
-    assert job.description == "Fix the dish"
-    assert job.updated_by_user.username == "root"
-
-
-def test_an_edit_racing_a_start_saves_nothing_and_says_so(as_admin, monkeypatch):
-    from django_fsm import ConcurrentTransition
-
-    from jobs.admin.jobs import JobAdmin
-
-    job = JobFactory()
-
-    def raced(*args, **kwargs):
-        raise ConcurrentTransition("state changed")
-
-    monkeypatch.setattr(JobAdmin, "save_model", raced)
-    response = as_admin.post(change_url(job), job_form_data(job, description="x"), follow=True)
-    assert "changed state while you were editing" in messages_of(response)[0][1]
-    job.refresh_from_db()
-    assert job.description != "x"
-
-
-def test_the_transition_history_is_on_the_job_page_newest_first(as_admin, dispatcher):
-    from jobs.services import job_transition
-    from jobs.transitions import START_PROGRESS
-
-    job = JobFactory()
-    job_transition(transition=START_PROGRESS, job=job, user=dispatcher, channel="command")
-    inline = as_admin.get(change_url(job)).context["inline_admin_formsets"][1]
-    rows = list(inline.formset.queryset)
-    assert [(r.from_state, r.to_state, r.channel) for r in rows] == [
-        ("PENDING", "IN_PROGRESS", "command")
-    ]
-    assert not inline.has_add_permission
-
-
 # The job type page's own fields, for a new type with no defaults.
 NEW_TYPE = {
     "name": "Install",
@@ -658,24 +578,6 @@ def test_a_refusal_in_the_admin_names_the_pages_fields_not_the_apis():
     )
     gone = StatusNotFound(choice="status")
     assert admin_words(gone) == "The status chosen no longer exists. Choose another."
-
-
-def test_the_assignment_is_read_only_for_those_who_cannot_save_the_job(dispatcher):
-    job = JobFactory()
-    page = logged_in(dispatcher).get(reverse("admin:jobs_job_change", args=[job.pk]))
-    content = page.content.decode()
-    assert 'name="_save"' not in content
-    assert 'name="assigned_to-0-user"' not in content
-
-
-def test_the_assignment_is_editable_for_those_who_may_change_jobs(db):
-    editor = UserFactory(
-        is_staff=True,
-        permissions=["view_job", "view_all_jobs", "change_job", "add_assignment"],
-    )
-    job = JobFactory()
-    content = logged_in(editor).get(reverse("admin:jobs_job_change", args=[job.pk])).content
-    assert b'name="assigned_to-0-user"' in content
 
 
 def test_jobs_are_not_deleted_in_bulk_from_the_changelist(db):

@@ -1,4 +1,5 @@
-"""The job list and the job page: its fields, assignment, transition history and buttons (the
+"""The job list and the job page: its fields, owner and assignment, saved through the services
+(`jobs.admin.job_form`), its history of transitions and updates together, and its buttons (the
 transitions themselves are `jobs.admin.transitions`')."""
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django_fsm import ConcurrentTransition
 
-from jobs.admin.runs import link_to_run
+from jobs.admin.history import job_history_table
+from jobs.admin.job_form import JobForm
 from jobs.admin.transitions import TransitionAdminMixin
-from jobs.exceptions import JobNotFound
+from jobs.admin.words import admin_words
+from jobs.exceptions import JobNotFound, JobsError
 from jobs.filters import overdue
 from jobs.metrics import access_refused
-from jobs.models import Assignment, Job, JobTransitionLog
+from jobs.models import Assignment, Channel, Job, JobTransitionLog
+from jobs.services import create_job, update_job
 from jobs.visibility import sight_of
 
 
@@ -38,68 +41,6 @@ class OverdueFilter(admin.SimpleListFilter):
         if self.value() == "false":
             return queryset.exclude(overdue())
         return queryset
-
-
-class AssignmentInline(admin.StackedInline):
-    """Editable by those who may change the job (the page's Save button is theirs); read-only for
-    everyone else, with no empty form offered to someone who cannot save it."""
-
-    model = Assignment
-    max_num = 1
-    fields = ["user", "unit"]
-    verbose_name = verbose_name_plural = "assigned to"
-
-    def _may_edit(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("jobs.change_job")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_delete_permission(request, obj)
-
-    def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
-        return 1 if self.has_add_permission(request, obj) else 0
-
-
-class TransitionLogInline(admin.TabularInline):
-    model = JobTransitionLog
-    extra = 0
-    can_delete = False
-    ordering = ["-created_at", "-id"]
-    fields = readonly_fields = [
-        "created_at",
-        "transition",
-        "from_state",
-        "to_state",
-        "from_status",
-        "to_status",
-        "user",
-        "channel",
-        "cancellation_reason",
-        "run_link",
-    ]
-    verbose_name_plural = "transition history"
-
-    @admin.display(description="run")
-    def run_link(self, entry: JobTransitionLog) -> str:
-        return link_to_run(entry.run_id)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("from_status", "to_status", "user", "cancellation_reason")
-        )
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Job)
@@ -134,6 +75,7 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     ]
     list_select_related = ["type", "status", "assigned_to__user", "assigned_to__unit"]
     search_fields = ["number", "description"]
+    form = JobForm
     fields = [
         "number",
         "description",
@@ -141,6 +83,8 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         "external_reference",
         "type",
         "owned_by_group",
+        "assigned_user",
+        "assigned_unit",
         "life_cycle_state",
         "status",
         "rating_state",
@@ -153,15 +97,15 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         "created_by_user",
         "updated_date",
         "updated_by_user",
+        "history",
     ]
-    # What the page shows but no one edits: the columns only the service writes, and the state,
-    # which only a transition changes.
-    readonly_fields = [
-        name
-        for name in fields
-        if name == "life_cycle_state" or not Job._meta.get_field(name).editable
-    ]
-    inlines = [AssignmentInline, TransitionLogInline]
+    # What the page shows but no one edits here: what the form does not take is the services'
+    # to write (the state, by a transition; the expiration date, by the type's rule).
+    readonly_fields = [name for name in fields if name not in JobForm.base_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # An update never changes a job's type.
+        return [*self.readonly_fields, "type"] if obj is not None else self.readonly_fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # Only the jobs one sees (jobs.visibility): the list, its counts, search and filters,
@@ -195,12 +139,31 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
         except ObjectDoesNotExist:
             return "—"
 
+    @admin.display(description="assigned user")
+    def assigned_user(self, job: Job) -> str:
+        return str(self._assignment(job, "user") or "—")
+
+    @admin.display(description="assigned unit")
+    def assigned_unit(self, job: Job) -> str:
+        return str(self._assignment(job, "unit") or "—")
+
+    def _assignment(self, job: Job, part: str) -> Any:
+        try:
+            return getattr(job.assigned_to, part)
+        except ObjectDoesNotExist:
+            return None
+
+    @admin.display(description="history of transitions and updates")
+    def history(self, job: Job) -> str:
+        return job_history_table(job)
+
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
-        if not change:
-            obj.created_by_user = request.user
-        obj.updated_by_user = request.user
-        obj.updated_date = timezone.now()
-        super().save_model(request, obj, form, change)
+        # Through the services, as the API: the job's record, its event, and their rules.
+        if change:
+            update_job(obj.pk, form.job_changes(), user=request.user, channel=Channel.ADMIN)
+            return
+        job = create_job(form.new_job(), user=request.user, channel=Channel.ADMIN)
+        obj.pk, obj.number = job.pk, job.number  # the page goes on with the job made
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context=None
@@ -213,13 +176,8 @@ class JobAdmin(TransitionAdminMixin, admin.ModelAdmin):
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return super().changeform_view(request, *args, **kwargs)
-        except ConcurrentTransition:
-            self.message_user(
-                request,
-                "This job changed state while you were editing it, so nothing was saved. "
-                "Review it and save again.",
-                messages.ERROR,
-            )
+        except JobsError as refusal:  # from the service, after the form had nothing to say
+            self.message_user(request, f"Nothing was saved. {admin_words(refusal)}", messages.ERROR)
             return HttpResponseRedirect(request.path)
 
 

@@ -1,4 +1,4 @@
-"""What happened, read-only: the transition log (by job, by run) and the events."""
+"""What happened, read-only: the transition log (by job, by run), the updates and the events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from jobs.admin.readonly import ReadOnlyAdmin
 from jobs.admin.runs import RunFilter, link_to_run
-from jobs.models import Event, JobTransitionLog
+from jobs.models import Event, JobTransitionLog, JobUpdate
 from jobs.visibility import events_seen_by, sight_of
 
 
@@ -42,6 +42,31 @@ class JobTransitionLogAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))
 
     # The log is the jobs' history, which every job page shows: whoever may view jobs reads it.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+
+@admin.register(JobUpdate)
+class JobUpdateAdmin(ReadOnlyAdmin):
+    """Each update of a job's fields, with their values before and after: never editable."""
+
+    list_display = ["created_at", "job", "fields_changed", "user", "channel"]
+    list_filter = ["channel"]
+    list_select_related = ["job", "user"]
+    search_fields = ["job__number"]
+    readonly_fields = ["created_at", "job", "user", "channel", "changes"]
+
+    @admin.display(description="fields changed")
+    def fields_changed(self, entry: JobUpdate) -> str:
+        return ", ".join(field.replace("_", " ") for field in entry.changes)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JobUpdate]:
+        return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))
+
+    # Like the transition log: the history of jobs, read by whoever may view them.
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("jobs.view_job")
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from jobs.models.catalog import JobCancellationReason, JobStatus, JobType
+from jobs.models.catalog import CREATE_STATES, JobCancellationReason, JobStatus, JobType
 from jobs.models.choices import (
     CANCEL_PERMISSION,
     COMPLETE_PERMISSION,
@@ -147,7 +147,13 @@ class Job(ConcurrentTransitionMixin, models.Model):
     def clean(self) -> None:
         if self.type_id is None or self.status_id is None:
             return
-        if self.status.life_cycle_state != self.life_cycle_state:
+        if self.pk is None:
+            # A new job enters its status's state (jobs.services.intake), a DRAFT or PENDING one.
+            if self.status.life_cycle_state not in CREATE_STATES:
+                raise ValidationError(
+                    {"status": f"A new job starts in a {' or '.join(CREATE_STATES)} status."}
+                )
+        elif self.status.life_cycle_state != self.life_cycle_state:
             raise ValidationError(
                 {
                     "status": f"Status {self.status} is {self.status.life_cycle_state}, "

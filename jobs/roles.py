@@ -16,6 +16,7 @@ VIEWING = (
     "view_jobcancellationreason",
     "view_assignment",
     "view_jobtransitionlog",
+    "view_jobupdate",
 )
 FIELD_WORK = (*VIEWING, "start_progress_job", "complete_job")
 DISPATCHING = (

@@ -323,3 +323,17 @@ def test_a_draft_of_another_type_keeps_its_own_sequence(as_editor):
     refused = patch(as_editor, draft, status_identifier={"id": JobFactory().status_id})
 
     assert code_of(refused) == (400, "STATUS_NOT_ALLOWED")
+
+
+def test_a_transition_sent_with_a_stale_if_match_moves_nothing(as_editor, job):
+    etag = as_editor.get(f"{JOBS}/{job.pk}").headers["ETag"]
+    patch(as_editor, job, notes="changed by someone else")
+
+    url = f"{JOBS}/{job.pk}/start_progress"
+    refused = as_editor.post(url, {}, format="json", HTTP_IF_MATCH=etag)
+
+    assert code_of(refused) == (412, "PRECONDITION_FAILED")
+    job.refresh_from_db()
+    assert job.life_cycle_state == LifeCycleState.PENDING
+    fresh = as_editor.get(f"{JOBS}/{job.pk}").headers["ETag"]
+    assert as_editor.post(url, {}, format="json", HTTP_IF_MATCH=fresh).status_code == 200

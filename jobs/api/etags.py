@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -23,6 +24,13 @@ from jobs.models import Job
 ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*(,|$)')
 
 
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="(ours) the job's ETag as last read: the job is changed only if it has not "
+    "changed since (else PRECONDITION_FAILED, 412)",
+)
 # What a job is read with for its ETag, whatever else its answer shows.
 ETAG_COLUMNS = ("id", "version")
 

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.api import inputs
-from jobs.api.etags import job_response
+from jobs.api.etags import IF_MATCH, job_response, precondition
 from jobs.api.schema import ID_IN_PATH, errors
 from jobs.api.serializers import JOB_ENVELOPE, job_answer
 from jobs.exceptions import InvalidParameter, JobNotFound
@@ -35,6 +35,7 @@ TRANSITION_ERRORS = (
     "STATUS_NOT_ALLOWED",
     "NO_DEFAULT_STATUS",
     "JOB_STATE_CONFLICT",
+    "PRECONDITION_FAILED",
 )
 
 
@@ -57,6 +58,7 @@ def crm_method(declared: JobTransition, body: type[serializers.Serializer]) -> C
         routed = action(detail=False, methods=["post"], url_path=f"all_scopes/{declared.name}")
         return extend_schema(
             summary=f"{declared.label}: the job named in the body (CRM.COM's method)",
+            parameters=[IF_MATCH],
             request=body,
             responses={
                 200: JOB_ENVELOPE,
@@ -74,7 +76,7 @@ def rest_method(declared: JobTransition, body: type[serializers.Serializer]) -> 
         routed = action(detail=True, methods=["post"], url_path=declared.name)
         return extend_schema(
             summary=f"{declared.label}: this job",
-            parameters=[ID_IN_PATH],
+            parameters=[ID_IN_PATH, IF_MATCH],
             request=body,
             responses={200: JOB_ENVELOPE, **errors(*_codes(declared))},
         )(routed(method))
@@ -168,6 +170,7 @@ class TransitionEndpoints:
             user=self.request.user,
             channel=Channel.API,
             load=answer.columns,
+            precondition=precondition(self.request),
             **{p.name: body.get(p.api_name) for p in declared.parameters},
         )
         return job_response(answer, job)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from jobs.api.etags import job_response, precondition
+from jobs.api.etags import IF_MATCH, job_response, precondition
 from jobs.api.job_inputs import UpdateByIdentifierInput, UpdateInput
 from jobs.api.schema import ID_IN_PATH, errors
 from jobs.api.serializers import JOB_ENVELOPE, job_answer
@@ -33,13 +33,6 @@ UPDATE_ERRORS = (
     "JOB_STATE_CONFLICT",
     "DUPLICATE_EXTERNAL_REFERENCE",
     "PRECONDITION_FAILED",
-)
-IF_MATCH = OpenApiParameter(
-    "If-Match",
-    str,
-    OpenApiParameter.HEADER,
-    description="(ours) the job's ETag as last read: the update is made only if the job has not "
-    "changed since (else PRECONDITION_FAILED, 412)",
 )
 # The body's names, as the service's fields (the rest are the same on both sides).
 RENAMED = {"owned_by_group_identifier": "owned_by_group", "status_identifier": "status"}

@@ -3,12 +3,12 @@ write. A fixed number of queries: the lock, then the writes (one statement on Po
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.db import transaction
 
-from jobs.exceptions import JobNotFound, JobsError, JobStateConflict
+from jobs.exceptions import JobNotFound, JobsError, JobStateConflict, PreconditionFailed
 from jobs.metrics import count_transition
 from jobs.models import Job
 from jobs.services.permissions import TransitionRef, ensure_permitted
@@ -41,6 +41,7 @@ def job_transition(
     user: Any,
     channel: str,
     load: Iterable[str] = (),
+    precondition: Callable[[Job], bool] | None = None,
     **parameters: CatalogRef,
 ) -> Job:
     """Run one transition on one job; raise a JobsError (with the contract's code) if it cannot.
@@ -49,7 +50,8 @@ def job_transition(
     instance, an identifier object, or None for the type's default. Returns the job with its new
     state, status and every column the transition set, its type, and what `load` names (ORM
     paths such as "assigned_to__user__username" or "created_by_user__username"), read by the
-    lock, so a caller renders the job without reading it again.
+    lock, so a caller renders the job without reading it again. With a `precondition` (the API's
+    If-Match), only a job that passes it as locked moves (PRECONDITION_FAILED otherwise).
 
     In order, each once: the permission, the lock of a job the user sees (which reads the
     entries asked for), the order built from the locked row (its rules and the move in memory),
@@ -59,7 +61,9 @@ def job_transition(
     try:
         ensure_permitted(user, declared)
         requested = declared.requested(status, parameters)
-        moved = _transition_one(declared, requested, job_lookup(job), user, channel, tuple(load))
+        moved = _transition_one(
+            declared, requested, job_lookup(job), user, channel, tuple(load), precondition
+        )
     except JobsError as refusal:
         count_transition(declared.name, channel, refusal.code)
         raise
@@ -74,6 +78,7 @@ def _transition_one(
     user: Any,
     channel: str,
     load: tuple[str, ...],
+    precondition: Callable[[Job], bool] | None,
 ) -> Job:
     # What the lock reads of the entries asked for, by choice.
     wanted = {c.name: w for c in declared.choices if (w := wanted_for(c, requested[c.name]))}
@@ -90,6 +95,8 @@ def _transition_one(
         )
         if locked is None:
             raise JobNotFound()
+        if precondition is not None and not precondition(locked.job):
+            raise PreconditionFailed(job=locked.job.number)
         found = dict(zip(wanted, locked.wanted, strict=True))
         order = TransitionOrder.for_locked(
             declared, requested, job=locked.job, found=found, user=user, channel=channel

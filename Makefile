@@ -70,7 +70,8 @@ bench: install
 	env -u DATABASE_URL $(PY) benchmarks/api.py
 	env -u DATABASE_URL $(PY) benchmarks/visibility.py --per-unit 2000 --requests 400
 	env -u DATABASE_URL $(PY) benchmarks/intake.py --requests 400
-	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_transitions.py && $(PY) benchmarks/api.py && $(PY) benchmarks/visibility.py && $(PY) benchmarks/intake.py; fi
+	env -u DATABASE_URL $(PY) benchmarks/update.py --requests 400
+	if [ -n "$$DATABASE_URL" ]; then $(PY) benchmarks/bulk_transitions.py && $(PY) benchmarks/api.py && $(PY) benchmarks/visibility.py && $(PY) benchmarks/intake.py && $(PY) benchmarks/update.py; fi
 
 # The bulk start at 100,000 jobs against raw SQL on DATABASE_URL's PostgreSQL (a few minutes).
 bench-large: install

@@ -123,7 +123,8 @@ def raw_transaction(vendor: str, user_id: int):
     mark = "%s" if vendor == "postgresql" else "?"
     update = (
         f"UPDATE jobs_job SET life_cycle_state = 'IN_PROGRESS', status_id = {mark}, "
-        f"updated_date = {mark}, updated_by_user_id = {mark}, actual_start_date = {mark} "
+        f"updated_date = {mark}, updated_by_user_id = {mark}, actual_start_date = {mark}, "
+        "version = version + 1 "
         f"WHERE id = {mark} AND life_cycle_state = 'PENDING'"
     )
     insert = (

@@ -109,10 +109,11 @@ def fill(types, n: int) -> None:
         for index, job_type in enumerate(types):
             cursor.execute(
                 """
-                INSERT INTO jobs_job (number, description, type_id, status_id, life_cycle_state,
-                                      rating_state, created_date, updated_date)
-                SELECT 'BN' || lpad(g::text, 8, '0'), '', %s, %s, 'PENDING', 'PENDING',
-                       now(), now()
+                INSERT INTO jobs_job (number, description, notes, type_id, status_id,
+                                      life_cycle_state, rating_state, created_date,
+                                      updated_date, version)
+                SELECT 'BN' || lpad(g::text, 8, '0'), '', '', %s, %s, 'PENDING', 'PENDING',
+                       now(), now(), 1
                 FROM generate_series(%s::int, %s::int, %s::int) g
                 """,
                 [job_type.pk, job_type.status_in["PENDING"].pk, index + 1, n, len(types)],
@@ -213,9 +214,10 @@ def add_jobs_outside_the_run(n: int) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO jobs_job (number, description, type_id, status_id, life_cycle_state,
-                                  rating_state, created_date, updated_date)
-            SELECT 'EX' || lpad(g::text, 8, '0'), '', %s, %s, 'PENDING', 'PENDING', now(), now()
+            INSERT INTO jobs_job (number, description, notes, type_id, status_id, life_cycle_state,
+                                  rating_state, created_date, updated_date, version)
+            SELECT 'EX' || lpad(g::text, 8, '0'), '', '', %s, %s, 'PENDING', 'PENDING', now(),
+                   now(), 1
             FROM generate_series(1, %s::int) g
             """,
             [job_type.pk, status.pk, EXTRA],

@@ -330,7 +330,8 @@ def run_raw_sql(declared, user) -> None:
                 life_cycle_state = %(target)s,
                 status_id = (SELECT {default} FROM jobs_jobtype t WHERE t.id = jobs_job.type_id),
                 updated_by_user_id = %(user)s,
-                updated_date = %(now)s{extra}
+                updated_date = %(now)s,
+                version = version + 1{extra}
             WHERE life_cycle_state IN ({sources})
             """,
             params,

@@ -146,3 +146,35 @@ def wait_until_serving(port: int, timeout: float = 30, path: str = "/health/read
             pass
         time.sleep(0.1)
     raise SystemExit("gunicorn did not become ready in time")
+
+
+def interleaved(variants: dict, requests: int, rounds: int) -> dict[str, float]:
+    """Seconds per call of each variant, run in interleaved rounds (each round starting with
+    another variant) so that a slower moment of the machine falls on all of them alike."""
+    names = list(variants)
+    spent = dict.fromkeys(names, 0.0)
+    per_round = requests // rounds
+    for name in names:
+        for _ in range(20):  # untimed: what is prepared once is ready
+            variants[name]()
+    for round_ in range(rounds):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            began = time.perf_counter()
+            for _ in range(per_round):
+                variants[name]()
+            spent[name] += time.perf_counter() - began
+    return {name: spent[name] / (per_round * rounds) for name in names}
+
+
+def print_against(title: str, each: dict[str, float], floor: str, goal: tuple[str, float]) -> None:
+    """Each variant's time and its ratio to `floor`'s, and whether `goal` (variant, at most that
+    ratio) is met."""
+    print(f"\n{title}")
+    print(f"  {'variant':<40}{'ms':>8}{'vs raw':>9}")
+    for name, seconds in each.items():
+        print(f"  {name:<40}{seconds * 1000:>8.2f}{seconds / each[floor]:>8.1f}x")
+    name, most = goal
+    ratio = each[name] / each[floor]
+    print(
+        f"  {name} vs raw: {ratio:.1f}x (goal <= {most}x: {'met' if ratio <= most else 'MISSED'})"
+    )

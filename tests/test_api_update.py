@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobs.models import AllowedStatus, Assignment, Event, Job, JobUpdate, LifeCycleState
-from jobs.services import job_transition
+from jobs.services import job_bulk_transition, job_transition
 from tests.factories import (
     AssignmentFactory,
     GroupFactory,
@@ -337,3 +337,21 @@ def test_a_transition_sent_with_a_stale_if_match_moves_nothing(as_editor, job):
     assert job.life_cycle_state == LifeCycleState.PENDING
     fresh = as_editor.get(f"{JOBS}/{job.pk}").headers["ETag"]
     assert as_editor.post(url, {}, format="json", HTTP_IF_MATCH=fresh).status_code == 200
+
+
+def test_every_write_counts_the_version_a_bulk_transition_and_an_admin_save_too(as_editor, editor):
+    jobs = JobFactory.create_batch(3)
+    before = {job.pk: as_editor.get(f"{JOBS}/{job.pk}").headers["ETag"] for job in jobs}
+
+    job_bulk_transition(
+        transition="start_progress",
+        jobs=Job.objects.filter(pk__in=before),
+        user=editor,
+        channel="command",
+        batch_size=2,
+    )
+    jobs[0].refresh_from_db()
+    jobs[0].save()  # a plain save (the demo data, a shell) counts as well
+
+    after = {job.pk: as_editor.get(f"{JOBS}/{job.pk}").headers["ETag"] for job in jobs}
+    assert after == {job.pk: f'"{job.pk}.{3 if job is jobs[0] else 2}"' for job in jobs}

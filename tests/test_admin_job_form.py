@@ -218,3 +218,15 @@ def test_the_job_page_shows_transitions_and_updates_together_newest_first(as_roo
         < table.index("PENDING → IN_PROGRESS")
         < table.index("→ before the start")
     )
+
+
+def test_the_updates_list_holds_only_the_updates_of_jobs_one_sees(as_root):
+    north = GroupFactory(name="North")
+    ours, theirs = JobFactory(owned_by_group=north), JobFactory()
+    for job in (ours, theirs):
+        as_root.post(change_url(job), form_data(job, notes=f"note on {job.number}"))
+    reader = UserFactory(is_staff=True, permissions=["view_job"], groups=[north])
+
+    listing = logged_in(reader).get(reverse("admin:jobs_jobupdate_changelist"))
+
+    assert [update.job for update in listing.context["cl"].result_list] == [ours]

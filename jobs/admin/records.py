@@ -14,9 +14,23 @@ from jobs.models import Event, JobTransitionLog, JobUpdate
 from jobs.visibility import events_seen_by, sight_of
 
 
+class JobHistoryAdmin(ReadOnlyAdmin):
+    """A part of the jobs' history (transitions, updates), which every job page shows: the rows
+    of the jobs one sees (jobs.visibility), read by whoever may view jobs, never edited."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+
 @admin.register(JobTransitionLog)
-class JobTransitionLogAdmin(ReadOnlyAdmin):
-    """The record of what happened: readable, never editable."""
+class JobTransitionLogAdmin(JobHistoryAdmin):
+    """The record of every transition."""
 
     list_display = [
         "created_at",
@@ -37,21 +51,10 @@ class JobTransitionLogAdmin(ReadOnlyAdmin):
     def run_link(self, entry: JobTransitionLog) -> str:
         return link_to_run(entry.run_id)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[JobTransitionLog]:
-        # The history of the jobs one sees (jobs.visibility).
-        return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))
-
-    # The log is the jobs' history, which every job page shows: whoever may view jobs reads it.
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("jobs.view_job")
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
-
 
 @admin.register(JobUpdate)
-class JobUpdateAdmin(ReadOnlyAdmin):
-    """Each update of a job's fields, with their values before and after: never editable."""
+class JobUpdateAdmin(JobHistoryAdmin):
+    """Each update of a job's fields, with their values before and after."""
 
     list_display = ["created_at", "job", "fields_changed", "user", "channel"]
     list_filter = ["channel"]
@@ -62,16 +65,6 @@ class JobUpdateAdmin(ReadOnlyAdmin):
     @admin.display(description="fields changed")
     def fields_changed(self, entry: JobUpdate) -> str:
         return ", ".join(field.replace("_", " ") for field in entry.changes)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[JobUpdate]:
-        return super().get_queryset(request).filter(sight_of(request.user).q(prefix="job__"))
-
-    # Like the transition log: the history of jobs, read by whoever may view them.
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("jobs.view_job")
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
 
 
 @admin.register(Event)

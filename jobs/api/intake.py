@@ -56,6 +56,19 @@ EXAMPLE = OpenApiExample(
     },
     request_only=True,
 )
+# CRM.COM's method takes GENERIC_PURPOSE types only: the demo's site survey, which has no default
+# status on create.
+CRM_EXAMPLE = OpenApiExample(
+    "A site survey for the North team",
+    value={
+        "type_identifier": {"alternative_code": "SURVEY"},
+        "status_identifier": {"alternative_code": "SURVEY-DRAFT"},
+        "description": "Survey the roof for a dish",
+        "owned_by_group_identifier": {"name": "North field team"},
+        "fields_set": "number,life_cycle_state,status.name",
+    },
+    request_only=True,
+)
 
 
 def new_job(body: dict[str, Any]) -> NewJob:
@@ -92,7 +105,7 @@ class IntakeEndpoints:
         summary="Create a generic purpose job (CRM.COM's method)",
         parameters=[IDEMPOTENCY_KEY],
         request=CreateInput,
-        examples=[EXAMPLE],
+        examples=[CRM_EXAMPLE],
         responses={200: JOB_ENVELOPE, **errors(*CREATE_ERRORS)},
     )
     @action(detail=False, methods=["post"], url_path="generic_purpose/create")

@@ -36,14 +36,20 @@ UPDATE_ERRORS = (
 )
 # The body's names, as the service's fields (the rest are the same on both sides).
 RENAMED = {"owned_by_group_identifier": "owned_by_group", "status_identifier": "status"}
+CHANGES = {
+    "notes": "Customer asks for a call before the visit",
+    "owned_by_group_identifier": {"name": "South field team"},
+    "scheduled_date": None,
+    "fields_set": "number,notes,owned_by_group.name,scheduled_date",
+}
 EXAMPLE = OpenApiExample(
     "Hand the job to the South team, with a note; clear its scheduled date",
-    value={
-        "notes": "Customer asks for a call before the visit",
-        "owned_by_group_identifier": {"name": "South field team"},
-        "scheduled_date": None,
-        "fields_set": "number,notes,owned_by_group.name,scheduled_date",
-    },
+    value=CHANGES,
+    request_only=True,
+)
+CRM_EXAMPLE = OpenApiExample(
+    "Hand JB00002 to the South team, with a note; clear its scheduled date",
+    value={"job_identifier": {"number": "JB00002"}, **CHANGES},
     request_only=True,
 )
 
@@ -76,7 +82,7 @@ class UpdateEndpoints:
         summary="Update a job named in the body (CRM.COM's method)",
         parameters=[IF_MATCH],
         request=UpdateByIdentifierInput,
-        examples=[EXAMPLE],
+        examples=[CRM_EXAMPLE],
         responses={200: JOB_ENVELOPE, **errors("MANDATORY_PARAMETER_MISSING", *UPDATE_ERRORS)},
     )
     @action(detail=False, methods=["post"], url_path="generic_purpose/update")

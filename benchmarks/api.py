@@ -198,7 +198,7 @@ def start_progress_figures(vendor: str, user, types, requests: int, rounds: int)
 
     def raw_as_the_service(*, job, **_ignored):
         raw_start(job["number"])
-        return SimpleNamespace(id=0, life_cycle_state="IN_PROGRESS")
+        return SimpleNamespace(id=0, pk=0, life_cycle_state="IN_PROGRESS", version=1)
 
     per_round = requests // rounds
     warm_up = 20  # requests per variant, untimed: what is built and prepared once is ready

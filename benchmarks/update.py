@@ -6,8 +6,9 @@ and its event), side by side in one run.
 
 (a) PATCH jobs/{id} through the whole DRF stack with the full answer, and (b) the same with the
 If-Match of the previous answer, against (c) the raw transaction on the driver. Each call changes
-the job's notes (every update writes). Requests are interleaved in rounds; each is printed as a
-ratio to (c). Goal: (a) at most 3x.
+the job's notes (every update writes). (d) GET jobs/{id} with the full answer shows what the door
+costs with no update at all. Requests are interleaved in rounds; each is printed as a ratio to
+(c). Goal: (a) at most 3x.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def main() -> None:
 
         user = make_dispatcher()
         user.user_permissions.add(Permission.objects.get(codename="change_job"))
-        plain, guarded, by_hand = make_jobs(make_types(1), 3)
+        plain, guarded, by_hand, read = make_jobs(make_types(1), 4)
         client = Client(HTTP_AUTHORIZATION=f"Bearer {SlidingToken.for_user(user)}")
         notes = itertools.cycle(["call first", "ring twice"])
         etag = [client.get(f"{JOBS}/{guarded}").headers["ETag"]]
@@ -120,6 +121,7 @@ def main() -> None:
             "PATCH jobs/{id}, full answer": lambda: api(plain, {}),
             "PATCH jobs/{id}, with If-Match": with_if_match,
             "raw transaction": raw,
+            "GET jobs/{id}, full answer (no update)": lambda: client.get(f"{JOBS}/{read}"),
         }
         each = interleaved(variants, args.requests, args.rounds)
         connection.close()

@@ -4,6 +4,7 @@ one is made and the others answer 412. In one process (threads, each with its ow
 under gunicorn with four worker processes. PostgreSQL only: SQLite's writers take turns, which
 would prove nothing."""
 
+import itertools
 import json
 import secrets
 import subprocess
@@ -90,6 +91,35 @@ def test_concurrent_updates_of_different_fields_are_all_kept():
     job.refresh_from_db()
     assert job.version == 1 + len(EACH_FIELD)
     assert JobUpdate.objects.count() == Event.objects.count() == len(EACH_FIELD)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_updates_of_one_field_are_each_recorded_from_what_the_one_before_left():
+    units = [GroupFactory(name=f"Unit {i}") for i in range(8)]
+    user = UserFactory(permissions=["view_job", "view_all_jobs", "change_job"])
+    job = JobFactory()
+    token = str(SlidingToken.for_user(user))
+
+    def patch(i):
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+        body = {
+            "assigned_to": {"unit_identifier": {"id": units[i].pk}},
+            "owned_by_group_identifier": {"id": units[i].pk},
+        }
+        return client.patch(f"{JOBS}/{job.pk}", body, content_type="application/json")
+
+    answers = run_at_once(len(units), patch)
+
+    assert [answer.status_code for answer in answers] == [200] * len(units)
+    records = list(JobUpdate.objects.order_by("id"))
+    # One after another: each update starts from what the one before it left.
+    for before, after in itertools.pairwise(records):
+        for field in ("assigned_to", "owned_by_group"):
+            assert after.changes[field]["from"] == before.changes[field]["to"]
+    assert records[0].changes["assigned_to"]["from"] is None
+    job.refresh_from_db()
+    assert job.owned_by_group.pk == records[-1].changes["owned_by_group"]["to"]["id"]
+    assert job.assigned_to.unit.pk == records[-1].changes["assigned_to"]["to"]["unit"]["id"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -86,18 +86,21 @@ def update_job(
     wanted = _resolved(changes.sent())
     at = Moment.now()
     with transaction.atomic():
-        locked = lock_job(
-            *job_lookup(job),
+        locked = lock_job(*job_lookup(job), type_defaults=(), sight=sight_of(user))
+        if locked is None:
+            raise JobNotFound()
+        # Read again, now that the job is ours: on PostgreSQL the lock's statement saw the rows
+        # beside the job's own (its assignment, its owner) as they were when it began, before an
+        # update it waited for had committed; what an update compares must be what it replaces.
+        current = lock_job(
+            "id",
+            locked.job.pk,
             type_defaults=(),
             with_assignment=True,
             with_author=any(path.startswith("created_by_user") for path in load),
             with_owner=True,
             with_status=True,
-            sight=sight_of(user),
-        )
-        if locked is None:
-            raise JobNotFound()
-        current = locked.job
+        ).job
         if precondition is not None and not precondition(current):
             raise PreconditionFailed(job=current.number)
         if current.life_cycle_state not in UPDATABLE:

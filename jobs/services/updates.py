@@ -85,22 +85,23 @@ def update_job(
         raise PermissionDenied(permission=CHANGE_PERMISSION)
     wanted = _resolved(changes.sent())
     at = Moment.now()
+    read = {
+        "type_defaults": (),
+        "with_assignment": True,
+        "with_author": any(path.startswith("created_by_user") for path in load),
+        "with_owner": True,
+        "with_status": True,
+    }
     with transaction.atomic():
-        locked = lock_job(*job_lookup(job), type_defaults=(), sight=sight_of(user))
+        locked = lock_job(*job_lookup(job), **read, noting_waits=True, sight=sight_of(user))
         if locked is None:
             raise JobNotFound()
-        # Read again, now that the job is ours: on PostgreSQL the lock's statement saw the rows
-        # beside the job's own (its assignment, its owner) as they were when it began, before an
-        # update it waited for had committed; what an update compares must be what it replaces.
-        current = lock_job(
-            "id",
-            locked.job.pk,
-            type_defaults=(),
-            with_assignment=True,
-            with_author=any(path.startswith("created_by_user") for path in load),
-            with_owner=True,
-            with_status=True,
-        ).job
+        if locked.waited:
+            # Another write committed while we waited for the lock: on PostgreSQL the statement
+            # saw the job's assignment and owner as they were before it, and what an update
+            # compares must be what it replaces. Read again, now that the job is ours.
+            locked = lock_job("id", locked.job.pk, **read)
+        current = locked.job
         if precondition is not None and not precondition(current):
             raise PreconditionFailed(job=current.number)
         if current.life_cycle_state not in UPDATABLE:

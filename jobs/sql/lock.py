@@ -47,6 +47,9 @@ class LockedRow:
     job: Job
     leaving_status: dict[str, Any]  # the status the job leaves, as its event names it
     wanted: list[tuple[Any, bool]]  # each Wanted entry (or None) and whether the type allows it
+    # Whether the job changed while the lock waited for it (read `noting_waits`): the rows the
+    # statement joined to it are then as they were before that change.
+    waited: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def _lock_statement(
     with_author: bool,
     with_owner: bool,
     with_status: bool,
+    noting_waits: bool,
     sight: Sight,
 ) -> _LockStatement:
     """One job's lock, by its `by` column, if the caller sees it (`sight`, whose values are
@@ -182,6 +186,13 @@ def _lock_statement(
         for name in _status_columns(with_status)
     ]
     columns = [c for part in parts for c in part.select] + leaving + allowed_checks
+    if noting_waits:
+        # The job's version as the statement's snapshot has it: the row it locks is the latest,
+        # re-read after any update the lock waited for, while a subquery keeps the snapshot.
+        version = column(Job, "version")
+        columns.append(
+            f"(SELECT v.{version} FROM {table(Job)} v WHERE v.{quote('id')} = j.{quote('id')})"
+        )
     # FOR UPDATE OF the job alone: PostgreSQL refuses to lock the nullable side of an outer join.
     # SQLite has no row locks; its writers take turns (BEGIN IMMEDIATE, see settings) and the
     # compare-and-set write catches the rest.
@@ -205,12 +216,14 @@ def lock_job(
     with_author: bool = False,
     with_owner: bool = False,
     with_status: bool = False,
+    noting_waits: bool = False,
     sight: Sight = EVERY_JOB,
 ) -> LockedRow | None:
     """Lock the job whose `by` column is `value` (inside a transaction), reading everything a
     transition and its answer need: one query. None when there is no such job or the caller
     does not see it (`sight`): the same statement either way. `with_status`: the job's status
-    whole, for an answer that shows it (a transition's answer shows the status it entered)."""
+    whole, for an answer that shows it (a transition's answer shows the status it entered).
+    `noting_waits`: say whether the job changed while the lock waited (`LockedRow.waited`)."""
     statement = _lock_statement(
         connection.vendor,
         by,
@@ -220,6 +233,7 @@ def lock_job(
         with_author,
         with_owner,
         with_status,
+        noting_waits,
         sight.skeleton(),
     )
     _, seen = seen_sql(sight)
@@ -260,4 +274,5 @@ def lock_job(
         (entry, bool(next(checks)) if check_allowed else True)
         for entry, (_, check_allowed) in zip(found, statement.wanted, strict=True)
     ]
-    return LockedRow(job, leaving, wanted_rows)
+    waited = noting_waits and next(values) != job.version
+    return LockedRow(job, leaving, wanted_rows, waited)
